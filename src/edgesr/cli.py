@@ -1,0 +1,88 @@
+"""The ``edgesr`` command line: thin Typer commands over the library, output through Rich.
+
+Every user-facing failure is an `EdgesrError`; `main` prints it as one red line and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgesr.errors import EdgesrError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="edge-SR super-resolution: upscale, evaluate, train, benchmark, search.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> "typer.Exit":
+    """Print one error line and return the exit to raise."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+@app.command("models")
+def models_command(
+    family: Optional[str] = typer.Option(None, "--family", "-f", help="eSR-MAX, eSR-TM, eSR-TR, eSR-CNN, ESPCN, FSRCNN or Bicubic."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor (2, 3 or 4)."),
+) -> None:
+    """List the model ids of the paper's grid with their parameter counts."""
+    from edgesr.models import count_parameters, create_model, list_models
+
+    ids = list_models(family=family, scale=scale)
+    if not ids:
+        raise fail(f"no model ids match family={family} scale={scale}")
+    table = Table("id", "family", "scale", "parameters", box=None)
+    for model_id in ids:
+        model = create_model(model_id)
+        table.add_row(model_id, model.spec.family, str(model.spec.scale), str(count_parameters(model)))
+    console.print(table)
+    console.print(f"{len(ids)} models")
+
+
+@app.command("upscale")
+def upscale_command(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (created), or a file name for a single input."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id, e.g. eSR-TM_s2_K7_C16."),
+    scale: int = typer.Option(2, "--scale", "-s", help="Upscaling factor when --model is not given."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 (cuda) or bfloat16."),
+    color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
+    max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
+) -> None:
+    """Upscale images with one model; other files in the batch go on when one fails."""
+    from edgesr.upscale_files import upscale_files
+
+    try:
+        report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
+                               device=device, dtype=dtype, color=color, max_pixels=max_pixels,
+                               console=console)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    for message in report.errors:
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(report.summary(), highlight=False)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except EdgesrError as error:  # errors raised outside a command's own handling
+        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`Upscaler`: turns image arrays into upscaled image arrays with one model.
+
+Colour handling (``color="ycbcr"``, the default): BT.601 Y goes through the model as
+(Y - 16) / 219, Cb/Cr (and alpha) are upscaled by bicubic, then back to RGB. A grayscale image
+is its own luma. ``color="rgb"`` runs every colour channel through the model instead.
+Borders: the LR input is extended by edge replication over the model's support before the
+model runs (``border="replicate"``), so borders do not darken; ``border="zero"`` gives the raw
+model output of the official code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgesr.errors import EdgesrError
+from edgesr.engine.torch_backend import TorchBackend
+from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
+from edgesr.models import ModelSpec, context_pixels, create_model
+
+
+class Upscaler:
+    """Upscale images (numpy arrays) or luma planes (tensors) with one edge-SR model.
+
+    Args:
+        model: a model id (``"eSR-TM_s2_K7_C16"``) or a module from `create_model`.
+        weights: weight file for an id (official ``.model`` or edgesr ``.safetensors``).
+        device: "cpu", "cuda", "cuda:1" or "auto".
+        dtype: "float32", "float16" (CUDA) or "bfloat16".
+        color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
+        border: "replicate" (edge-extended input) or "zero" (official zero padding).
+
+    >>> up = Upscaler("Bicubic_s2")
+    >>> up.upscale(np.zeros((4, 6, 3), np.uint8)).shape
+    (8, 12, 3)
+    """
+
+    def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
+                 device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
+                 border: str = "replicate") -> None:
+        if isinstance(model, nn.Module):
+            if weights is not None:
+                raise EdgesrError("pass weights with a model id, not with a built module")
+            module = model
+        else:
+            module = create_model(model, weights=weights)
+        if color not in ("ycbcr", "rgb"):
+            raise EdgesrError(f"unknown color mode {color!r}; choose ycbcr or rgb")
+        if border not in ("replicate", "zero"):
+            raise EdgesrError(f"unknown border mode {border!r}; choose replicate or zero")
+        self.spec: ModelSpec = module.spec
+        self.scale = self.spec.scale
+        self.color, self.border = color, border
+        self.backend = TorchBackend(module, device=device, dtype=dtype)
+        self.context = context_pixels(self.spec) if border == "replicate" else 0
+        self._chroma = create_model(f"Bicubic_s{self.scale}")
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.id
+
+    def run_model(self, planes: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) model-scale inputs (0..1) -> (N, 1, sH, sW) raw outputs (unclipped)."""
+        if planes.ndim != 4 or planes.shape[1] != 1:
+            raise ValueError(f"run_model expects (N, 1, H, W), got {tuple(planes.shape)}")
+        return self._with_border(self.backend, planes)
+
+    def _with_border(self, fn, planes: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        c = self.context
+        if c == 0:
+            return fn(planes)
+        padded = _replicate_pad(planes, c)
+        out = fn(padded)
+        e = c * self.scale
+        return out[..., e : out.shape[-2] - e, e : out.shape[-1] - e]
+
+    def _bicubic(self, planes: torch.Tensor) -> torch.Tensor:
+        c = context_pixels(self._chroma.spec)
+        with torch.inference_mode():
+            out = self._chroma(_replicate_pad(planes, c))
+        e = c * self.scale
+        return out[..., e : out.shape[-2] - e, e : out.shape[-1] - e]
+
+    def upscale_luma(self, y: np.ndarray) -> np.ndarray:
+        """Studio-range luma (H, W) float (16..235) -> upscaled luma (sH, sW), 16..235."""
+        planes = torch.from_numpy(luma_to_model(np.asarray(y, np.float32)))[None, None]
+        return model_to_luma(self.run_model(planes))[0, 0].numpy()
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        """Upscale a uint8/uint16 image (H, W), (H, W, 3) or (H, W, 4); same dtype and layout."""
+        if image.dtype not in (np.uint8, np.uint16):
+            raise EdgesrError(f"expected a uint8 or uint16 image, got {image.dtype}")
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise EdgesrError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
+        peak = max_value(image.dtype)
+        pixels = image.astype(np.float32) * (255.0 / peak)  # 0..255 float whatever the depth
+        if pixels.ndim == 3 and pixels.shape[2] == 1:
+            pixels = pixels[..., 0]
+        if pixels.ndim == 2:
+            out = self._planes_through_model(pixels[None])[0]
+        else:
+            rgb, alpha = pixels[..., :3], pixels[..., 3:]
+            if self.color == "rgb":
+                out = self._planes_through_model(np.moveaxis(rgb, -1, 0))
+                out = np.moveaxis(out, 0, -1)
+            else:
+                ycbcr = rgb_to_ycbcr(rgb).astype(np.float32)
+                y = self._luma_through_model(ycbcr[..., 0])
+                chroma = self._bicubic(torch.from_numpy(np.ascontiguousarray(
+                    np.moveaxis(ycbcr[..., 1:], -1, 0)))[:, None])[:, 0].numpy()
+                out = ycbcr_to_rgb(np.concatenate([y[..., None], np.moveaxis(chroma, 0, -1)], -1))
+            if alpha.shape[-1]:
+                a = self._bicubic(torch.from_numpy(np.ascontiguousarray(alpha[..., 0]))[None, None])
+                out = np.concatenate([out, a[0, 0].numpy()[..., None]], axis=-1)
+        if image.ndim == 3 and image.shape[2] == 1:
+            out = out[..., None]
+        return np.clip(np.rint(out * (peak / 255.0)), 0, peak).astype(image.dtype)
+
+    def _luma_through_model(self, y: np.ndarray) -> np.ndarray:
+        return self.upscale_luma(y)
+
+    def _planes_through_model(self, planes: np.ndarray) -> np.ndarray:
+        """(P, H, W) full-range 0..255 planes, each treated as luma (R = G = B) -> (P, sH, sW)."""
+        x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32) / 255.0)[:, None]
+        return (255.0 * self.run_model(x).clamp(0.0, 1.0))[:, 0].numpy()
+
+
+def _replicate_pad(planes: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Edge-replicate padding that also works when the image is smaller than the pad."""
+    height, width = planes.shape[-2:]
+    rows = torch.arange(-pixels, height + pixels).clamp(0, height - 1)
+    cols = torch.arange(-pixels, width + pixels).clamp(0, width - 1)
+    return planes[..., rows[:, None], cols[None, :]]

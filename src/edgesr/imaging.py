@@ -1,0 +1,203 @@
+"""Image files and colour: read/write 8- and 16-bit images, BT.601 YCbCr, the model's luma scale.
+
+Value ranges at each boundary:
+
+* files <-> arrays: ``uint8`` (0..255) or ``uint16`` (0..65535), shape (H, W), (H, W, 3) or
+  (H, W, 4); 16-bit colour PNGs go through pypng because Pillow reduces them to 8 bits.
+* colour maths: float RGB in 0..255 (whatever the file depth) <-> YCbCr, BT.601 studio range:
+  Y in 16..235, Cb/Cr in 16..240.
+* models: ``(Y - 16) / 219``, i.e. studio-range luma mapped to 0..1 (how the official weights
+  were trained); outputs map back as ``16 + 219 * clip(o, 0, 1)``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from edgesr.atomic import atomic_path
+from edgesr.errors import EdgesrError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+#: Largest image (in pixels) read by default; Pillow's decompression-bomb guard uses it.
+MAX_PIXELS = 16384 * 16384
+
+# BT.601 studio-range matrix for RGB in 0..255: YCbCr = offset + M @ RGB / 255.
+_RGB_TO_YCBCR = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+) / 255.0
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """True when the file name has an image extension edgesr reads and writes."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image as uint8/uint16 (H, W), (H, W, 3) or (H, W, 4); palettes become RGB(A).
+
+    Raises `EdgesrError` naming the file for missing, empty, truncated, unreadable or
+    oversized (decompression bomb) files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgesrError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise EdgesrError(f"{path}: empty file (0 bytes)")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels // 2  # Pillow raises above twice this value
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > max_pixels:
+                    raise EdgesrError(
+                        f"{path}: image of {image.width}x{image.height} exceeds the limit of"
+                        f" {max_pixels} pixels (decompression bomb guard; raise --max-pixels)"
+                    )
+                if image.format == "PNG" and image.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+                    return _read_png16(path)
+                image.load()
+                return _to_array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise EdgesrError(f"{path}: refused as a decompression bomb ({error})") from None
+    except UnidentifiedImageError:
+        raise EdgesrError(f"{path}: not an image file edgesr can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise EdgesrError(f"{path}: damaged or truncated image ({error})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _png_bit_depth(path: Path) -> int:
+    with path.open("rb") as handle:
+        header = handle.read(33)
+    return header[24] if len(header) >= 25 else 8
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return array.reshape(height, width, planes)
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(image, dtype=np.uint16)
+    if image.mode == "I":
+        data = np.asarray(image)
+        return np.clip(data, 0, 65535).astype(np.uint16)
+    if image.mode in ("L", "RGB", "RGBA"):
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode == "1":
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    has_alpha = image.mode in ("LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if image.mode == "LA":
+        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
+    """Write a uint8/uint16 array atomically; the format follows the file extension.
+
+    16-bit arrays need PNG (or TIFF for grayscale); JPEG gets ``quality``.
+    """
+    path = Path(path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_image expects uint8 or uint16, got {array.dtype}")
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if array.dtype == np.uint16 and array.ndim == 3:
+            if suffix != ".png":
+                raise EdgesrError(f"{path}: 16-bit colour output needs a .png name")
+            _write_png16(tmp, array)
+        else:
+            mode = "I;16" if array.dtype == np.uint16 else None
+            image = Image.fromarray(array, mode=mode) if mode else Image.fromarray(array)
+            if suffix in (".jpg", ".jpeg"):
+                if image.mode == "RGBA":
+                    raise EdgesrError(f"{path}: JPEG has no alpha channel; use a .png name")
+                image.save(tmp, quality=quality, subsampling=0)
+            else:
+                image.save(tmp, format=_pil_format(suffix))
+    return path
+
+
+def _pil_format(suffix: str) -> str | None:
+    return {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
+            ".ppm": "PPM", ".pgm": "PPM"}.get(suffix)
+
+
+def _write_png16(path: Path, array: np.ndarray) -> None:
+    import png
+
+    height, width, planes = array.shape
+    writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16)
+    with path.open("wb") as handle:
+        writer.write(handle, array.reshape(height, width * planes))
+
+
+def rgb_to_ycbcr(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """BT.601 studio-range YCbCr from RGB in 0..255, channels last (..., 3); float out.
+
+    >>> rgb_to_ycbcr(np.array([255.0, 255.0, 255.0])).round(3)
+    array([235., 128., 128.])
+    """
+    if rgb.shape[-1] != 3:
+        raise ValueError(f"rgb_to_ycbcr expects (..., 3) channels last, got {tuple(rgb.shape)}")
+    if isinstance(rgb, torch.Tensor):
+        matrix = torch.as_tensor(_RGB_TO_YCBCR, dtype=rgb.dtype, device=rgb.device)
+        return rgb @ matrix.T + torch.as_tensor(_YCBCR_OFFSET, dtype=rgb.dtype, device=rgb.device)
+    return rgb.astype(np.float64, copy=False) @ _RGB_TO_YCBCR.T + _YCBCR_OFFSET
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Inverse of `rgb_to_ycbcr`: RGB in 0..255 (unclipped), channels last."""
+    if ycbcr.shape[-1] != 3:
+        raise ValueError(f"ycbcr_to_rgb expects (..., 3) channels last, got {tuple(ycbcr.shape)}")
+    if isinstance(ycbcr, torch.Tensor):
+        matrix = torch.as_tensor(_YCBCR_TO_RGB, dtype=ycbcr.dtype, device=ycbcr.device)
+        offset = torch.as_tensor(_YCBCR_OFFSET, dtype=ycbcr.dtype, device=ycbcr.device)
+        return (ycbcr - offset) @ matrix.T
+    return (ycbcr.astype(np.float64, copy=False) - _YCBCR_OFFSET) @ _YCBCR_TO_RGB.T
+
+
+def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 studio-range Y (16..235) of RGB in 0..255, channels last; gray (H, W) is R=G=B."""
+    if rgb.ndim == 2:
+        return 16.0 + rgb.astype(np.float64) * (219.0 / 255.0)
+    return rgb.astype(np.float64, copy=False) @ _RGB_TO_YCBCR[0] + 16.0
+
+
+def luma_to_model(y):  # noqa: ANN001, ANN201 - numpy or torch alike
+    """Studio-range Y (16..235) -> the model's 0..1 input, (Y - 16) / 219."""
+    return (y - 16.0) / 219.0
+
+
+def model_to_luma(o):  # noqa: ANN001, ANN201
+    """A model output -> studio-range Y, 16 + 219 * clip(o, 0, 1) (not rounded)."""
+    if isinstance(o, torch.Tensor):
+        return 16.0 + 219.0 * o.clamp(0.0, 1.0)
+    return 16.0 + 219.0 * np.clip(o, 0.0, 1.0)
+
+
+def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so height and width are multiples of ``scale`` (keep top-left)."""
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale]
+
+
+def max_value(dtype: np.dtype) -> float:
+    """Full-scale value of an integer image dtype (255 or 65535)."""
+    return float(np.iinfo(dtype).max)

@@ -1,0 +1,13 @@
+"""Model ids, the seven families and the `create_model` factory."""
+
+from edgesr.models.registry import (
+    FAMILIES,
+    context_pixels,
+    count_parameters,
+    create_model,
+    list_models,
+)
+from edgesr.models.spec import GRAMMAR, ModelSpec, paper_grid
+
+__all__ = ["FAMILIES", "GRAMMAR", "ModelSpec", "context_pixels", "count_parameters", "create_model", "list_models",
+           "paper_grid"]

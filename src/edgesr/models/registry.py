@@ -1,0 +1,85 @@
+"""One factory for every model: ``create_model(id, weights=...)``.
+
+>>> model = create_model("eSR-TM_s2_K7_C16")          # fresh (Xavier + centre tap) init
+>>> sum(p.numel() for p in model.parameters())
+6272
+>>> create_model("eSR-TM_s2_K7_C16", weights="eSR-TM_s2_K7_C16.model")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+from torch import nn
+
+from edgesr.models.baselines import ESPCN, FSRCNN
+from edgesr.models.classic import Bicubic
+from edgesr.models.esr import ESRCNN, ESRTM, ESRTR, ESRMax
+from edgesr.models.spec import ModelSpec, paper_grid
+
+FAMILIES: dict[str, type[nn.Module]] = {
+    "Bicubic": Bicubic,
+    "eSR-MAX": ESRMax,
+    "eSR-TM": ESRTM,
+    "eSR-TR": ESRTR,
+    "eSR-CNN": ESRCNN,
+    "ESPCN": ESPCN,
+    "FSRCNN": FSRCNN,
+}
+
+
+def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = None) -> nn.Module:
+    """Build the model named by ``model_id``, optionally loading weights.
+
+    Args:
+        model_id: an id in the official grammar, e.g. ``"eSR-MAX_s2_K3_C2"`` (see `ModelSpec`).
+        weights: path to an official ``.model`` file or an edgesr ``.safetensors`` file; loaded
+            with ``strict=True``. Without it the model has its training initialisation (Bicubic:
+            the exact bicubic kernel).
+    Returns:
+        an ``nn.Module`` in eval mode, taking (N, 1, H, W) luma in 0..1 to (N, 1, sH, sW); its
+        ``spec`` attribute holds the parsed id.
+    """
+    spec = model_id if isinstance(model_id, ModelSpec) else ModelSpec.parse(model_id)
+    model = FAMILIES[spec.family](spec)
+    model.spec = spec
+    if weights is not None:
+        from edgesr.weights import load_weights_into
+
+        load_weights_into(model, weights)
+    return model.eval()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of stored weights (the real tensor sizes, fixed Bicubic kernel included)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def list_models(family: str | None = None, scale: int | None = None) -> list[str]:
+    """Ids of the paper's grid, optionally filtered by family and scale."""
+    specs = [ModelSpec.parse(i) for i in paper_grid()]
+    return [s.id for s in specs
+            if (family is None or s.family.lower() == family.lower())
+            and (scale is None or s.scale == scale)]
+
+
+def context_pixels(spec: ModelSpec | str) -> int:
+    """LR pixels on each side that can influence an output pixel (the model's finite support).
+
+    Padding a tile by this many real pixels makes tiled upscaling equal untiled upscaling.
+    """
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    p = spec.params
+    if spec.family == "Bicubic":
+        from edgesr.models.classic import bicubic_kernel, polyphase_weights
+
+        _, (before, after) = polyphase_weights(bicubic_kernel(spec.scale), spec.scale)
+        return max(before, after)
+    if spec.family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+        return p["K"] // 2
+    if spec.family == "eSR-CNN":
+        return 2 + 1 + 1
+    if spec.family == "ESPCN":
+        return (2 if p["D"] > 0 else 0) + 1 + 1
+    # FSRCNN: 5x5 (2), 1x1, M x 3x3 (M), 1x1, then the 9x9 stride-s deconvolution (2 for s >= 2).
+    return 2 + p["M"] + 2

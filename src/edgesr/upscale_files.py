@@ -1,0 +1,132 @@
+"""Batch upscaling of image files: expand inputs, plan outputs, run, report per-file errors.
+
+A failing file never stops the batch: its error is recorded with the file name and the rest
+go on; outputs are written atomically and never replace an input.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from edgesr.errors import EdgesrError
+from edgesr.imaging import is_image_path, read_image, write_image
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: files written, per-file errors, total seconds."""
+
+    model_id: str
+    scale: int
+    written: list[tuple[Path, Path, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        done = len(self.written)
+        failed = f", {len(self.errors)} failed" if self.errors else ""
+        return (f"upscaled {done} image{'s' if done != 1 else ''} x{self.scale} with {self.model_id}"
+                f" in {self.seconds:.2f} s{failed}")
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths, plus errors."""
+    paths: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_path(p))
+            if not found:
+                errors.append(f"{path}: folder holds no images")
+            paths += found
+        elif path.exists():
+            paths.append(path)
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            if not matches:
+                errors.append(f"{item}: pattern matches no files")
+            paths += matches
+        else:
+            errors.append(f"{path}: no such file or folder")
+    unique: dict[Path, Path] = {}
+    for path in paths:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), errors
+
+
+def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path: a folder keeps the names; a file name needs one input."""
+    if is_image_path(output) and not output.is_dir():
+        if len(paths) != 1:
+            raise EdgesrError(f"{output}: an output file name needs exactly one input, got {len(paths)}")
+        return [(paths[0], output)]
+    names: dict[str, Path] = {}
+    plan = []
+    for path in paths:
+        if path.name in names:
+            raise EdgesrError(f"{path}: same file name as {names[path.name]}; the outputs would collide")
+        names[path.name] = path
+        plan.append((path, output / path.name))
+    return plan
+
+
+def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int = 2,
+                  weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
+                  color: str = "ycbcr", max_pixels: int | None = None,
+                  console: Console | None = None) -> BatchReport:
+    """Upscale every input image into ``output``; returns a `BatchReport` (errors included)."""
+    from edgesr.engine import Upscaler
+    from edgesr.imaging import MAX_PIXELS
+
+    started = time.perf_counter()
+    model_id = model or default_model(scale)
+    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device,
+                        dtype=dtype, color=color)
+    report = BatchReport(upscaler.model_id, upscaler.scale)
+    paths, report.errors = expand_inputs(inputs)
+    plan = plan_outputs(paths, Path(output))
+    if plan and not (is_image_path(output) and not Path(output).is_dir()):
+        try:
+            Path(output).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise EdgesrError(f"{output}: cannot create output folder ({error.strerror})") from None
+    input_set = {p.resolve() for p in paths}
+    console = console or Console()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not plan) as progress:
+        task = progress.add_task("upscaling", total=len(plan))
+        for source, target in plan:
+            progress.update(task, description=source.name)
+            try:
+                if target.resolve() in input_set:
+                    raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
+                image = read_image(source, max_pixels=max_pixels or MAX_PIXELS)
+                tick = time.perf_counter()
+                result = upscaler.upscale(image)
+                elapsed = time.perf_counter() - tick
+                try:
+                    write_image(target, result)
+                except OSError as error:
+                    raise EdgesrError(f"{target}: cannot write ({error.strerror or error})") from None
+                report.written.append((source, target, elapsed))
+                height, width = image.shape[:2]
+                console.print(f"{source} -> {target}  {width}x{height} -> {result.shape[1]}x{result.shape[0]}"
+                              f"  {elapsed * 1000:.0f} ms", highlight=False)
+            except EdgesrError as error:
+                report.errors.append(str(error))
+            progress.advance(task)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def default_model(scale: int) -> str:
+    """The model used when none is named: bicubic until trained weights ship with the package."""
+    return f"Bicubic_s{scale}"
