@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgesr.errors import EdgesrError
-from edgesr.engine.torch_backend import TorchBackend
+from edgesr.engine.backends import make_backend
 from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 from edgesr.models import ModelSpec, context_pixels, create_model
 
@@ -31,6 +30,7 @@ class Upscaler:
         dtype: "float32", "float16" (CUDA) or "bfloat16".
         color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
         border: "replicate" (edge-extended input) or "zero" (official zero padding).
+        backend: inference engine name (see `edgesr.engine.backends.BACKENDS`).
 
     >>> up = Upscaler("Bicubic_s2")
     >>> up.upscale(np.zeros((4, 6, 3), np.uint8)).shape
@@ -39,7 +39,7 @@ class Upscaler:
 
     def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
-                 border: str = "replicate") -> None:
+                 border: str = "replicate", backend: str = "torch") -> None:
         if isinstance(model, nn.Module):
             if weights is not None:
                 raise EdgesrError("pass weights with a model id, not with a built module")
@@ -53,7 +53,7 @@ class Upscaler:
         self.spec: ModelSpec = module.spec
         self.scale = self.spec.scale
         self.color, self.border = color, border
-        self.backend = TorchBackend(module, device=device, dtype=dtype)
+        self.backend = make_backend(backend, module, device=device, dtype=dtype)
         self.context = context_pixels(self.spec) if border == "replicate" else 0
         self._chroma = create_model(f"Bicubic_s{self.scale}")
 
@@ -107,7 +107,7 @@ class Upscaler:
                 out = np.moveaxis(out, 0, -1)
             else:
                 ycbcr = rgb_to_ycbcr(rgb).astype(np.float32)
-                y = self._luma_through_model(ycbcr[..., 0])
+                y = self.upscale_luma(ycbcr[..., 0])
                 chroma = self._bicubic(torch.from_numpy(np.ascontiguousarray(
                     np.moveaxis(ycbcr[..., 1:], -1, 0)))[:, None])[:, 0].numpy()
                 out = ycbcr_to_rgb(np.concatenate([y[..., None], np.moveaxis(chroma, 0, -1)], -1))
@@ -117,9 +117,6 @@ class Upscaler:
         if image.ndim == 3 and image.shape[2] == 1:
             out = out[..., None]
         return np.clip(np.rint(out * (peak / 255.0)), 0, peak).astype(image.dtype)
-
-    def _luma_through_model(self, y: np.ndarray) -> np.ndarray:
-        return self.upscale_luma(y)
 
     def _planes_through_model(self, planes: np.ndarray) -> np.ndarray:
         """(P, H, W) full-range 0..255 planes, each treated as luma (R = G = B) -> (P, sH, sW)."""

@@ -1,0 +1,28 @@
+"""Backend registry: every inference engine behind one call signature.
+
+A backend is built as ``Backend(model, device=..., dtype=...)`` and called as
+``backend(lr) -> hr`` with lr a (N, 1, H, W) float32 CPU tensor in model scale (0..1) and hr
+(N, 1, sH, sW) float32 CPU, unclipped; it must match the torch reference forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from edgesr.engine.torch_backend import TorchBackend
+from edgesr.errors import EdgesrError
+
+Backend = Callable[[torch.Tensor], torch.Tensor]
+
+BACKENDS: dict[str, type] = {"torch": TorchBackend}
+
+
+def make_backend(name: str, model: nn.Module, device: str | None = "cpu",
+                 dtype: str = "float32") -> Backend:
+    """Build the backend called ``name`` for ``model``."""
+    if name not in BACKENDS:
+        raise EdgesrError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](model, device=device, dtype=dtype)
