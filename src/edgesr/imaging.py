@@ -123,8 +123,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -
                 raise EdgesrError(f"{path}: 16-bit colour output needs a .png name")
             _write_png16(tmp, array)
         else:
-            mode = "I;16" if array.dtype == np.uint16 else None
-            image = Image.fromarray(array, mode=mode) if mode else Image.fromarray(array)
+            image = Image.fromarray(np.ascontiguousarray(array))  # uint16 (H, W) becomes I;16
             if suffix in (".jpg", ".jpeg"):
                 if image.mode == "RGBA":
                     raise EdgesrError(f"{path}: JPEG has no alpha channel; use a .png name")
