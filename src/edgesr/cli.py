@@ -75,6 +75,66 @@ def upscale_command(
         raise typer.Exit(code=1)
 
 
+datasets_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="Benchmark and training image sets: list, fetch, register local folders.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+def datasets_list_command() -> None:
+    """List catalog datasets and registered folders with their status (registered/cached/not fetched)."""
+    from edgesr.data import cache_dir, list_datasets
+
+    try:
+        rows = list_datasets()
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    table = Table("name", "role", "status", "images", "folder", box=None)
+    for row in rows:
+        color = {"registered": "green", "cached": "cyan"}.get(row.status, "dim")
+        table.add_row(row.name, row.role, f"[{color}]{row.status}[/{color}]",
+                      "" if row.images is None else str(row.images), str(row.path or ""))
+    console.print(table)
+    console.print(f"cache: {cache_dir()} (set EDGESR_DATA to move it)", highlight=False)
+
+
+@datasets_app.command("fetch")
+def datasets_fetch_command(
+    name: str = typer.Argument(..., help="Catalog name, e.g. Set5, Urban100, DIV2K (see `edgesr datasets list`)."),
+    force: bool = typer.Option(False, "--force", help="Download and install again even if cached."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download a catalog dataset into the cache (resumes interrupted downloads, checks checksums)."""
+    from edgesr.data import fetch, list_images
+    from edgesr.data.cache import load_registry
+
+    try:
+        folder = fetch(name, progress=not quiet, force=force)
+        count = len(list_images(folder))
+        info = load_registry()["fetched"].get(folder.name, {})
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    console.print(f"{folder.name}: {count} images in {folder}", highlight=False)
+    if info and not info.get("checksum_known", True):
+        console.print(f"sha256 {info['sha256']} of {info['url']} (no checksum in the catalog; recorded in the"
+                      " registry)", highlight=False)
+
+
+@datasets_app.command("add")
+def datasets_add_command(
+    name: str = typer.Argument(..., help="Name to use wherever a dataset is expected, e.g. Set5."),
+    folder: Path = typer.Argument(..., help="Folder holding the HR images."),
+) -> None:
+    """Register a local folder of images under a name, for every later command."""
+    from edgesr.data import add, canonical_name, list_images
+
+    try:
+        path = add(name, folder)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    console.print(f"{canonical_name(name)}: registered {path} ({len(list_images(path))} images)", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,212 @@
+"""Training patches: seeded, resumable batches of aligned LR/HR luma crops.
+
+Images load once as BT.601 studio-range luma (Y in 16..235, from RGB in 0..255; gray is its own
+luma), optionally pre-downscaled (e.g. 0.75: MATLAB bicubic, removes most JPEG artefacts of
+sources like Sun80), mod-cropped to the scale, and degraded ONCE per image with the same
+MATLAB-compatible bicubic as evaluation (`edgesr.resize.downscale`). Both are stored in the
+model's scale, (Y - 16) / 219 (`edgesr.imaging.luma_to_model`), float32.
+
+Why degrade the whole image and crop aligned pairs, rather than degrade each HR crop:
+
+* correct: an LR crop then holds exactly the pixels the model sees in an LR image at test time;
+  near the crop edge they depend on the real HR neighbours. Degrading a crop alone would mirror
+  the crop's own borders (symmetric extension) and teach the model a border that never occurs
+  inside evaluation images.
+* fast: one resize per image at load time instead of one per patch per step; a batch is then
+  only slicing.
+
+HR crops start at multiples of the scale s (HR offset = s * LR offset), so LR pixel (i, j) is the
+degradation of the HR block around rows s*i..s*i+s-1, as in evaluation. The flips and 90-degree
+rotations used as augmentation commute with this degradation (symmetric kernel, symmetric
+borders, the same factor on both axes, sides multiples of s), so transforming the cropped pair
+equals degrading the transformed image.
+
+Determinism: batch ``k`` is a pure function of (seed, k): its random draws come from
+``numpy.random.default_rng([seed, k])``. A resumed run asks for step k and gets the same batch
+without replaying steps 0..k-1; the sampler state is just (seed, step).
+
+>>> sampler = PatchSampler.from_datasets("Sun80", scale=2, patch_size=24, batch_size=32,
+...                                      seed=0, pre_scale=0.75)        # doctest: +SKIP
+>>> lr, hr = sampler.batch(step=0)                                       # doctest: +SKIP
+>>> lr.shape, hr.shape                                                   # doctest: +SKIP
+(torch.Size([32, 1, 24, 24]), torch.Size([32, 1, 48, 48]))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from edgesr.data.datasets import list_images, resolve_dataset
+from edgesr.errors import EdgesrError
+from edgesr.imaging import luma_to_model, max_value, mod_crop, read_image, rgb_to_luma
+from edgesr.resize import downscale, imresize
+
+DataSpec = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def load_luma(path: str | os.PathLike, pre_scale: float | None = None) -> np.ndarray:
+    """Studio-range luma (H, W) float64 of an image file (RGB(A) 8/16-bit or gray), optionally
+    resized by ``pre_scale`` with MATLAB bicubic (antialiased when shrinking)."""
+    image = read_image(path)
+    rgb = image.astype(np.float64) * (255.0 / max_value(image.dtype))
+    if rgb.ndim == 3:
+        rgb = rgb[..., :3]  # alpha does not take part in luma
+    luma = rgb_to_luma(rgb)
+    if pre_scale is not None and pre_scale != 1.0:
+        if pre_scale <= 0:
+            raise EdgesrError(f"pre_scale must be positive, got {pre_scale}")
+        luma = imresize(luma, pre_scale)
+    return luma
+
+
+@dataclass(frozen=True)
+class LumaPair:
+    """One training image: ``hr`` (H, W) and ``lr`` (H/s, W/s), float32 in model scale (0..1
+    for HR; LR may overshoot slightly, bicubic ringing)."""
+
+    name: str
+    hr: np.ndarray
+    lr: np.ndarray
+
+
+def load_pairs(data: DataSpec, scale: int, pre_scale: float | None = None,
+               degrade: str = "matlab") -> list[LumaPair]:
+    """Read every image of the given datasets (names or folders) into aligned LR/HR luma pairs.
+
+    ``degrade`` is passed to `edgesr.resize.downscale` ("matlab" = evaluation's default).
+    """
+    if scale < 1:
+        raise EdgesrError(f"scale must be a positive integer, got {scale}")
+    folders = [resolve_dataset(item) for item in _as_list(data)]
+    pairs = []
+    for folder in folders:
+        for path in list_images(folder):
+            luma = mod_crop(load_luma(path, pre_scale), scale)
+            if min(luma.shape) < scale:
+                continue
+            low = downscale(luma, scale, method=degrade)
+            pairs.append(LumaPair(f"{folder.name}/{path.name}", luma_to_model(luma).astype(np.float32),
+                                  luma_to_model(np.asarray(low)).astype(np.float32)))
+    if not pairs:
+        raise EdgesrError(f"{', '.join(map(str, folders))}: no usable training images")
+    return pairs
+
+
+def _as_list(data: DataSpec) -> list[str | os.PathLike]:
+    if isinstance(data, (str, os.PathLike)):
+        return [data]
+    items = list(data)
+    if not items:
+        raise EdgesrError("no training data given")
+    return items
+
+
+def dihedral(array: np.ndarray, transform: int) -> np.ndarray:
+    """One of the 8 flips/rotations of the last two axes: rotate 90° * (t % 4), then mirror
+    left-right when t >= 4. ``transform`` 0 is the identity."""
+    out = np.rot90(array, k=transform % 4, axes=(-2, -1))
+    return out[..., ::-1] if transform >= 4 else out
+
+
+class PatchBatch(NamedTuple):
+    """``lr`` (N, 1, P, P) and ``hr`` (N, 1, P*s, P*s), float32 tensors in model scale."""
+
+    lr: torch.Tensor
+    hr: torch.Tensor
+
+
+class Locations(NamedTuple):
+    """The draws behind one batch: image index, LR top-left (y, x) and dihedral transform."""
+
+    image: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    transform: np.ndarray
+
+
+class PatchSampler:
+    """Seeded, resumable source of LR/HR patch batches over pre-loaded `LumaPair` images.
+
+    Every LR position of every image is equally likely (an image is drawn with probability
+    proportional to its number of P x P LR windows); images smaller than a patch are skipped.
+
+    Args:
+        pairs: images from `load_pairs` (or `from_datasets`).
+        scale: the s of the pairs.
+        patch_size: LR patch side P; HR patches are P*s.
+        batch_size: N.
+        seed: non-negative int; with the step it fixes a batch completely.
+        augment: random flips and 90-degree rotations (8 dihedral transforms).
+    """
+
+    def __init__(self, pairs: Sequence[LumaPair], scale: int, patch_size: int = 24, batch_size: int = 32,
+                 seed: int = 0, augment: bool = True) -> None:
+        if patch_size < 1 or batch_size < 1:
+            raise EdgesrError(f"patch_size and batch_size must be positive, got {patch_size}, {batch_size}")
+        if seed < 0:
+            raise EdgesrError(f"seed must be non-negative, got {seed}")
+        self.pairs = list(pairs)
+        self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
+        self.seed, self.augment = int(seed), augment
+        for pair in self.pairs:
+            if pair.hr.shape != (pair.lr.shape[0] * scale, pair.lr.shape[1] * scale):
+                raise EdgesrError(f"{pair.name}: HR {pair.hr.shape} is not LR {pair.lr.shape} x{scale}")
+        shapes = np.array([pair.lr.shape for pair in self.pairs], dtype=np.int64).reshape(-1, 2)
+        self._ny = np.maximum(shapes[:, 0] - patch_size + 1, 0)
+        self._nx = np.maximum(shapes[:, 1] - patch_size + 1, 0)
+        windows = (self._ny * self._nx).astype(np.float64)
+        if windows.sum() == 0:
+            raise EdgesrError(f"every training image is smaller than a {patch_size}x{patch_size} LR patch"
+                              f" ({patch_size * scale} px HR); use a smaller patch size")
+        self._weights = windows / windows.sum()
+
+    @classmethod
+    def from_datasets(cls, data: DataSpec, scale: int, patch_size: int = 24, batch_size: int = 32,
+                      seed: int = 0, pre_scale: float | None = None, augment: bool = True,
+                      degrade: str = "matlab") -> PatchSampler:
+        """Load dataset names/folders with `load_pairs`, then sample from them."""
+        return cls(load_pairs(data, scale, pre_scale, degrade), scale, patch_size, batch_size, seed, augment)
+
+    def locations(self, step: int) -> Locations:
+        """The random draws of batch ``step`` (a pure function of seed and step)."""
+        if step < 0:
+            raise EdgesrError(f"step must be non-negative, got {step}")
+        rng = np.random.default_rng([self.seed, int(step)])
+        n = self.batch_size
+        image = rng.choice(len(self.pairs), size=n, p=self._weights)
+        y = rng.integers(0, self._ny[image])
+        x = rng.integers(0, self._nx[image])
+        transform = rng.integers(0, 8, size=n) if self.augment else np.zeros(n, dtype=np.int64)
+        return Locations(image, y, x, transform)
+
+    def batch(self, step: int) -> PatchBatch:
+        """Batch number ``step``: LR (N, 1, P, P) and HR (N, 1, P*s, P*s) float32 tensors."""
+        where = self.locations(step)
+        p, s = self.patch_size, self.scale
+        lr = np.empty((self.batch_size, 1, p, p), dtype=np.float32)
+        hr = np.empty((self.batch_size, 1, p * s, p * s), dtype=np.float32)
+        for i, (index, y, x, t) in enumerate(zip(*where, strict=True)):
+            pair = self.pairs[index]
+            lr[i, 0] = dihedral(pair.lr[y:y + p, x:x + p], t)
+            hr[i, 0] = dihedral(pair.hr[y * s:(y + p) * s, x * s:(x + p) * s], t)
+        return PatchBatch(torch.from_numpy(lr), torch.from_numpy(hr))
+
+    def batches(self, start: int = 0) -> Iterator[PatchBatch]:
+        """Endless batches from step ``start`` on (resume by passing the next step)."""
+        step = start
+        while True:
+            yield self.batch(step)
+            step += 1
+
+    def __repr__(self) -> str:
+        return (f"PatchSampler({len(self.pairs)} images, scale={self.scale}, patch_size={self.patch_size},"
+                f" batch_size={self.batch_size}, seed={self.seed}, augment={self.augment})")
+
+
+__all__ = ["Locations", "LumaPair", "PatchBatch", "PatchSampler", "dihedral", "load_luma", "load_pairs"]
