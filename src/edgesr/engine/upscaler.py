@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from edgesr.errors import EdgesrError
+from edgesr.engine import tiling
 from edgesr.engine.backends import make_backend
 from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 from edgesr.models import ModelSpec, context_pixels, create_model
@@ -31,6 +32,9 @@ class Upscaler:
         color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
         border: "replicate" (edge-extended input) or "zero" (official zero padding).
         backend: inference engine name (see `edgesr.engine.backends.BACKENDS`).
+        tile: core tile size in LR pixels for seam-free tiling (bit-identical stitching, see
+            `edgesr.engine.tiling`); None tiles only when the working set would exceed
+            ``memory_budget`` bytes (default `tiling.DEFAULT_BUDGET`, 2 GiB); 0 never tiles.
 
     >>> up = Upscaler("Bicubic_s2")
     >>> up.upscale(np.zeros((4, 6, 3), np.uint8)).shape
@@ -39,7 +43,8 @@ class Upscaler:
 
     def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
-                 border: str = "replicate", backend: str = "torch") -> None:
+                 border: str = "replicate", backend: str = "torch", tile: int | None = None,
+                 memory_budget: int | None = None) -> None:
         if isinstance(model, nn.Module):
             if weights is not None:
                 raise EdgesrError("pass weights with a model id, not with a built module")
@@ -56,6 +61,9 @@ class Upscaler:
         self.backend = make_backend(backend, module, device=device, dtype=dtype)
         self.context = context_pixels(self.spec) if border == "replicate" else 0
         self._chroma = create_model(f"Bicubic_s{self.scale}")
+        self.tile, self.memory_budget = tile, memory_budget or tiling.DEFAULT_BUDGET
+        # Tiles need the model's support and the bicubic chroma's, whatever the border mode.
+        self._margin = max(context_pixels(self.spec), context_pixels(self._chroma.spec))
 
     @property
     def model_id(self) -> str:
@@ -65,7 +73,27 @@ class Upscaler:
         """(N, 1, H, W) model-scale inputs (0..1) -> (N, 1, sH, sW) raw outputs (unclipped)."""
         if planes.ndim != 4 or planes.shape[1] != 1:
             raise ValueError(f"run_model expects (N, 1, H, W), got {tuple(planes.shape)}")
-        return self._with_border(self.backend, planes)
+        tile = self._tile_for(planes.shape[-2], planes.shape[-1], planes.shape[0], image=False)
+        if tile is None:
+            return self._with_border(self.backend, planes)
+        return tiling.tiled_apply(lambda p: self._with_border(self.backend, p), planes, self.scale,
+                                  self._margin, tile, (-2, -1), self._workers())
+
+    def _tile_for(self, height: int, width: int, planes: int, image: bool) -> int | None:
+        """The tile size to use for an input this big, or None to run it whole."""
+        tile = self.tile
+        if tile is None:
+            tile = tiling.choose_tile(self.spec, height, width, self.memory_budget, planes, image,
+                                      self._workers())
+        if not tile or len(tiling.plan_tiles(height, width, self._margin, tile)) == 1:
+            return None
+        return tile
+
+    def _workers(self) -> int:
+        # Windows run in parallel threads (one intra-op thread each) on the CPU torch backend.
+        device = getattr(self.backend, "device", None)
+        on_cpu = getattr(device, "type", None) == "cpu" and getattr(self.backend, "name", "") == "torch"
+        return torch.get_num_threads() if on_cpu else 1
 
     def _with_border(self, fn, planes: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         c = self.context
@@ -89,7 +117,21 @@ class Upscaler:
         return model_to_luma(self.run_model(planes))[0, 0].numpy()
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
-        """Upscale a uint8/uint16 image (H, W), (H, W, 3) or (H, W, 4); same dtype and layout."""
+        """Upscale a uint8/uint16 image (H, W), (H, W, 3) or (H, W, 4); same dtype and layout.
+
+        Images whose working set exceeds the memory budget (or any, with ``tile``) run in
+        seam-free tiles: only the input, the output and a few windows are in memory at once.
+        """
+        if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+            planes = 3 if image.ndim == 3 and self.color == "rgb" else 1
+            tile = self._tile_for(image.shape[0], image.shape[1], planes, image=True)
+            if tile is not None:
+                return tiling.tiled_apply(self._upscale_whole, image, self.scale, self._margin, tile,
+                                          (0, 1), self._workers())
+        return self._upscale_whole(image)
+
+    def _upscale_whole(self, image: np.ndarray) -> np.ndarray:
+        """`upscale` in one piece."""
         if image.dtype not in (np.uint8, np.uint16):
             raise EdgesrError(f"expected a uint8 or uint16 image, got {image.dtype}")
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
