@@ -135,6 +135,101 @@ def datasets_add_command(
     console.print(f"{canonical_name(name)}: registered {path} ({len(list_images(path))} images)", highlight=False)
 
 
+@app.command("eval")
+def eval_command(
+    models: Optional[list[str]] = typer.Argument(None, help="Model ids; omit with --weights FOLDER to evaluate every id found there."),
+    datasets: str = typer.Option("Set5,Set14", "--datasets", "-d", help="Comma-separated dataset names or folders of HR images."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weight file (one model) or folder of <id>.model / <id>.safetensors."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table: .json ({id: {column: value}}) or .csv."),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="Reference table (.json/.csv) to print differences against."),
+    per_image: bool = typer.Option(False, "--per-image", help="Also print (and with --output, write <name>.per_image.csv) per-image results."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for the outputs: <id>/<set>/<image>.png."),
+    protocol: str = typer.Option("paper", "--protocol", help="paper: model sees (Y-16)/219, float LR (reproduces the paper); standard: Y/255, 8-bit LR and outputs."),
+    resize: str = typer.Option("torch", "--resize", help="LR degradation: torch (antialiased bicubic, the measured protocol) or matlab (imresize port)."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only evaluate the models of this scale."),
+    lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS columns when the lpips package and its weights are on disk."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
+) -> None:
+    """Evaluate models on benchmark sets: PSNR/SSIM per set with the paper's column names."""
+    import torch
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edgesr.evaluate import (compare_tables, count_images, evaluate, read_table, resolve_models,
+                                 table_columns, write_table)
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    names = [d.strip() for d in datasets.split(",") if d.strip()]
+    try:
+        if not names:
+            raise EdgesrError("--datasets names no dataset")
+        if resize not in ("torch", "matlab"):
+            raise EdgesrError(f"unknown --resize {resize!r}; choose torch or matlab")
+        if output is not None and output.suffix.lower() not in (".json", ".csv"):
+            raise EdgesrError(f"{output}: results go to a .json or .csv file")
+        reference = read_table(compare) if compare is not None else None
+        entries = resolve_models(models or [], weights, scale)
+        total = len(entries) * count_images(names)
+        with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("eval", total=total)
+            result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
+                              save_images=save_images, lpips=lpips,
+                              progress=lambda n: bar.advance(task, n))
+        if output is not None:
+            write_table(result.table, output)
+            if per_image:
+                _write_per_image(result.per_image, output.with_name(f"{output.stem}.per_image.csv"))
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    columns = table_columns(result.table)
+    table = Table("id", *columns, box=None)
+    for model_id, row in result.table.items():
+        table.add_row(model_id, *(_cell(c, row.get(c)) for c in columns))
+    console.print(table)
+    if per_image:
+        rows = Table("id", "dataset", "image", "psnr", "ssim", box=None)
+        for r in result.per_image:
+            rows.add_row(r["id"], r["dataset"], r["image"], f"{r['psnr']:.4f}", f"{r['ssim']:.5f}")
+        console.print(rows)
+    if reference is not None:
+        deltas, means = compare_tables(result.table, reference)
+        if not deltas:
+            err_console.print(f"[yellow]note:[/yellow] {compare} shares no model id with these results")
+        else:
+            diff = Table("id", *(f"Δ{c}" for c in means), box=None)
+            for model_id, row in deltas.items():
+                diff.add_row(model_id, *(_cell(c, row.get(c), signed=True) for c in means))
+            diff.add_row("mean |Δ|", *(_cell(c, v) for c, v in means.items()), style="bold")
+            console.print(f"difference to {compare}:", highlight=False)
+            console.print(diff)
+    images = count_images(names)
+    console.print(f"{len(result.table)} model{'s' if len(result.table) != 1 else ''} x {images} images"
+                  f" ({protocol} protocol) in {result.seconds:.1f} s"
+                  + (f"; table written to {output}" if output is not None else ""), highlight=False)
+
+
+def _cell(column: str, value: object, signed: bool = False) -> str:
+    """Table cell: PSNR 4 decimals, SSIM/LPIPS 5, counts as integers."""
+    if value is None:
+        return ""
+    if column == "parameters":
+        return str(int(value))
+    digits = 4 if column.startswith("psnr") else 5
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _write_per_image(rows: list[dict], path: Path) -> None:
+    from edgesr.atomic import write_text_atomic
+
+    lines = ["id,dataset,image,psnr,ssim"]
+    lines += [f"{r['id']},{r['dataset']},{r['image']},{r['psnr']!r},{r['ssim']!r}" for r in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -204,12 +204,18 @@ def prepare_image(path: Path, scale: int, protocol: str | Protocol = "paper",
 
 def load_set(dataset: str | os.PathLike, scale: int, protocol: str | Protocol = "paper",
              resize: str = DEFAULT_RESIZE) -> EvalSet:
-    """Prepare every image of a set for one scale; cached in memory per (folder, scale, protocol)."""
+    """Prepare every image of a set for one scale.
+
+    Cached in memory per (folder, its files' names, sizes and times, scale, protocol, resize), so
+    evaluating many models prepares each set once and edited files are never served stale.
+    """
     protocol = get_protocol(protocol)
     name, folder = resolve_dataset_folder(dataset)
-    key = (str(folder.resolve()), scale, protocol.name, resize)
+    files = hr_images(folder)
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    key = (str(folder.resolve()), stamp, scale, protocol.name, resize)
     if key not in _PAIR_CACHE:
-        _PAIR_CACHE[key] = [prepare_image(p, scale, protocol, resize) for p in hr_images(folder)]
+        _PAIR_CACHE[key] = [prepare_image(p, scale, protocol, resize) for p in files]
     return EvalSet(name, folder, scale, _PAIR_CACHE[key])
 
 
