@@ -12,12 +12,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgesr.engine.onnx_backend import OnnxRuntimeBackend
 from edgesr.engine.torch_backend import TorchBackend
 from edgesr.errors import EdgesrError
 
 Backend = Callable[[torch.Tensor], torch.Tensor]
 
 BACKENDS: dict[str, type] = {"torch": TorchBackend}
+BACKENDS["onnxruntime"] = OnnxRuntimeBackend  # optional extra; imports onnxruntime when built
 
 
 def make_backend(name: str, model: nn.Module, device: str | None = "cpu",

@@ -1,0 +1,254 @@
+"""Export models for runtimes outside Python-PyTorch: ONNX (onnxruntime, TensorRT, ...) and TorchScript.
+
+Two graphs, both with dynamic batch, height and width:
+
+* **luma** (default): input ``lr`` (N, 1, H, W) float in 0..1, the model's luma scale
+  ((Y - 16) / 219 of studio-range Y) -> output ``hr`` (N, 1, sH, sW), the raw model output
+  (unclipped, the model's own zero padding at the borders). This is what the ``onnxruntime``
+  backend runs; float16 I/O with ``fp16=True``.
+* **color** (``color=True`` or ``"uint8"``; ``"float"``): input ``rgb`` (N, H, W, 3) uint8
+  (or float32 in 0..255) -> ``rgb_hr`` (N, sH, sW, 3) of the same dtype, with `edgesr.Upscaler`'s
+  ycbcr path inside: BT.601 Y through the model with edge-replicated borders, Cb/Cr by bicubic,
+  back to RGB, clipped (and rounded for uint8). Drop-in for an image or video frame pipeline.
+
+>>> from edgesr import create_model
+>>> export_onnx(create_model("eSR-MAX_s2_K3_C2"), "esr.onnx")        # doctest: +SKIP
+>>> onnx_parity(create_model("eSR-MAX_s2_K3_C2"), "esr.onnx") < 1e-5  # doctest: +SKIP
+True
+
+Needs the ``onnx`` extra (``pip install edgesr[onnx]``: onnx, onnxruntime) for ONNX.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgesr.atomic import atomic_path
+from edgesr.errors import EdgesrError
+from edgesr.imaging import _RGB_TO_YCBCR, _YCBCR_OFFSET, _YCBCR_TO_RGB
+from edgesr.models import context_pixels
+from edgesr.models.classic import bicubic_kernel, polyphase_weights
+
+OPSET = 17
+COLOR_MODES = ("uint8", "float")
+
+
+def _require(package: str):  # noqa: ANN202
+    try:
+        return __import__(package)
+    except ImportError:
+        raise EdgesrError(f"{package} is not installed; pip install 'edgesr[onnx]'") from None
+
+
+def _color_mode(color: bool | str) -> str | None:
+    if color is False or color is None:
+        return None
+    mode = "uint8" if color is True else str(color)
+    if mode not in COLOR_MODES:
+        raise EdgesrError(f"unknown color graph {color!r}; choose uint8 or float")
+    return mode
+
+
+def _crop(x: torch.Tensor, edge: int) -> torch.Tensor:
+    return x[..., edge:-edge, edge:-edge] if edge else x
+
+
+class ColorUpscaler(nn.Module):
+    """RGB in, RGB out: `edgesr.Upscaler`'s ycbcr path (replicate border) as one traceable module.
+
+    Input (N, H, W, 3) uint8 or float 0..255; output (N, sH, sW, 3), uint8 rounded or float
+    clipped to 0..255. The model runs in ``model``'s dtype (float16 with ``half()``), colour maths
+    in float32.
+    """
+
+    def __init__(self, model: nn.Module, output_uint8: bool = True, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.model, self.output_uint8, self.dtype = model, output_uint8, dtype
+        self.scale = model.spec.scale
+        self.context = context_pixels(model.spec)
+        weight, (before, after) = polyphase_weights(bicubic_kernel(self.scale), self.scale)
+        self.chroma_pad = max(before, after)
+        # Cb and Cr in one grouped convolution: (2*s*s, 1, T, T), padded to a centred support.
+        pad = (self.chroma_pad - before, self.chroma_pad - after) * 2
+        self.register_buffer("chroma_weight", F.pad(weight, pad).repeat(2, 1, 1, 1))
+        self.register_buffer("to_ycbcr", torch.tensor(_RGB_TO_YCBCR.T, dtype=torch.float32))
+        self.register_buffer("offset", torch.tensor(_YCBCR_OFFSET, dtype=torch.float32))
+        self.register_buffer("to_rgb", torch.tensor(_YCBCR_TO_RGB.T, dtype=torch.float32))
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        ycbcr = (rgb.float() @ self.to_ycbcr + self.offset).permute(0, 3, 1, 2)  # (N, 3, H, W)
+        y = (ycbcr[:, :1] - 16.0) / 219.0
+        c, s = self.context, self.scale
+        y = self.model(F.pad(y, (c, c, c, c), mode="replicate").to(self.dtype)).float()
+        y = 16.0 + 219.0 * _crop(y, c * s).clamp(0.0, 1.0)
+        p = self.chroma_pad
+        chroma = F.conv2d(F.pad(ycbcr[:, 1:], (p, p, p, p), mode="replicate"), self.chroma_weight, groups=2)
+        chroma = F.pixel_shuffle(chroma, s)  # the replicate pad is exactly the support: no crop
+        out = (torch.cat([y, chroma], dim=1).permute(0, 2, 3, 1) - self.offset) @ self.to_rgb
+        out = out.clamp(0.0, 255.0)
+        return torch.round(out).to(torch.uint8) if self.output_uint8 else out
+
+
+class _FixedBicubic(nn.Module):
+    """`Bicubic` with its polyphase filters computed once, so the graph holds a plain constant."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.spec, self.scale = model.spec, model.scale
+        weight, self.pads = polyphase_weights(model.net.weight[0, 0].detach(), model.scale)
+        self.register_buffer("weight", weight.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        before, after = self.pads
+        x = F.pad(x, (before, after, before, after))
+        return F.pixel_shuffle(F.conv2d(x, self.weight.to(x.dtype)), self.scale)
+
+
+def _graph(model: nn.Module, fp16: bool, color: str | None) -> tuple[nn.Module, torch.Tensor, str, str]:
+    """(module to trace, example input, input name, output name)."""
+    if not hasattr(model, "spec"):
+        raise EdgesrError("export needs a model from edgesr.create_model (it has no .spec)")
+    model = copy.deepcopy(model).float().eval()
+    if model.spec.family == "Bicubic":
+        model = _FixedBicubic(model)
+    if fp16:
+        model = model.half()
+    if color is None:
+        return model, torch.rand(1, 1, 24, 20, dtype=torch.float16 if fp16 else torch.float32), "lr", "hr"
+    example = torch.randint(0, 256, (1, 24, 20, 3), dtype=torch.uint8)
+    dtype = torch.float16 if fp16 else torch.float32
+    return ColorUpscaler(model, color == "uint8", dtype).eval(), example if color == "uint8" else example.float(), \
+        "rgb", "rgb_hr"
+
+
+def _torch_onnx_export(module: nn.Module, example: torch.Tensor, target: Path, names: tuple[str, str],
+                       axes: dict) -> None:
+    kwargs = dict(input_names=[names[0]], output_names=[names[1]], dynamic_axes=axes, opset_version=OPSET,
+                  do_constant_folding=True)
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, ~10x faster
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(target), **kwargs)
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, fp16: bool = False, color: bool | str = False,
+                check: bool = True) -> Path:
+    """Write ``model`` as an ONNX graph (opset 17, dynamic N/H/W) to ``path``, atomically.
+
+    Args:
+        model: a module from `edgesr.create_model` (weights loaded as wanted).
+        fp16: store weights and run the model in float16 (luma graph: float16 input and output).
+        color: False for the luma graph; True/"uint8" or "float" for the RGB graph (module notes).
+        check: validate with ``onnx.checker`` (full check, with shape inference).
+    Returns:
+        the written path.
+    """
+    mode = _color_mode(color)
+    module, example, name_in, name_out = _graph(model, fp16, mode)
+    if mode is None:
+        axes = {name_in: {0: "batch", 2: "height", 3: "width"}, name_out: {0: "batch", 2: "out_height", 3: "out_width"}}
+    else:
+        axes = {name_in: {0: "batch", 1: "height", 2: "width"}, name_out: {0: "batch", 1: "out_height", 2: "out_width"}}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _torch_onnx_export(module, example, tmp, (name_in, name_out), axes)
+        if check:
+            onnx = _require("onnx")
+            try:
+                onnx.checker.check_model(str(tmp), full_check=True)
+            except onnx.checker.ValidationError as error:
+                raise EdgesrError(f"{path}: exported graph fails onnx.checker ({error})") from None
+    return path
+
+
+def onnx_bytes(model: nn.Module, fp16: bool = False, color: bool | str = False) -> bytes:
+    """The ONNX graph of `export_onnx` as bytes (for an in-memory onnxruntime session)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "model.onnx"
+        export_onnx(model, target, fp16=fp16, color=color, check=False)
+        return target.read_bytes()
+
+
+def export_torchscript(model: nn.Module, path: str | os.PathLike, fp16: bool = False,
+                       color: bool | str = False) -> Path:
+    """Write a traced, frozen TorchScript module (same inputs/outputs as the ONNX graphs).
+
+    Load it anywhere with ``torch.jit.load(path)`` (Python) or ``torch::jit::load`` (C++).
+    """
+    mode = _color_mode(color)
+    module, example, _, _ = _graph(model, fp16, mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = torch.nn.functional.pad(example, (0, 0, 0, 3, 0, 5)) if mode else example[..., :19, :17]
+        with torch.no_grad():
+            traced = torch.jit.trace(module, (example,), check_inputs=[(other,)])
+        frozen = torch.jit.freeze(traced.eval())
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        frozen.save(str(tmp))
+    return path
+
+
+def _random_input(color: str | None, fp16: bool, seed: int, size: tuple[int, int]) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    if color is None:
+        return torch.rand(2, 1, *size, generator=generator).to(torch.float16 if fp16 else torch.float32)
+    rgb = torch.randint(0, 256, (2, *size, 3), generator=generator, dtype=torch.uint8)
+    return rgb if color == "uint8" else rgb.float()
+
+
+def reference_output(model: nn.Module, x: torch.Tensor, color: str | None) -> np.ndarray:
+    """What an exported graph must give for input ``x``: the torch model, or `Upscaler` (color)."""
+    from edgesr.engine import Upscaler
+
+    if color is None:
+        with torch.inference_mode():
+            return model.float()(x.float()).numpy()
+    upscaler = Upscaler(model, border="replicate", color="ycbcr", tile=0)
+    frames = [upscaler.upscale(frame.numpy().round().clip(0, 255).astype(np.uint8)) for frame in x]
+    return np.stack(frames).astype(np.float32 if color == "float" else np.uint8)
+
+
+def onnx_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = False, color: bool | str = False,
+                size: tuple[int, int] = (37, 29), seed: int = 0) -> float:
+    """Largest absolute difference between onnxruntime on ``path`` and the torch reference.
+
+    Luma graph: vs ``model`` on random (2, 1, H, W) inputs in 0..1 (expect <= 1e-5 in float32).
+    Colour graph: vs `Upscaler.upscale` on random uint8 images, in 0..255 levels (float32 colour
+    maths inside the graph against float64 in `Upscaler`: expect <= 1 level).
+    """
+    ort = _require("onnxruntime")
+    mode = _color_mode(color)
+    x = _random_input(mode, fp16, seed, size)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    want = reference_output(copy.deepcopy(model), x, mode)
+    if got.shape != want.shape:
+        raise EdgesrError(f"{path}: output shape {got.shape}, reference {want.shape}")
+    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+
+
+def torchscript_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = False,
+                       color: bool | str = False, size: tuple[int, int] = (37, 29), seed: int = 0) -> float:
+    """`onnx_parity` for a TorchScript file written by `export_torchscript`."""
+    mode = _color_mode(color)
+    x = _random_input(mode, fp16, seed, size)
+    loaded = torch.jit.load(str(path))
+    with torch.inference_mode():
+        got = loaded(x).numpy()
+    want = reference_output(copy.deepcopy(model), x, mode)
+    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
