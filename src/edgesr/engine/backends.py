@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgesr.engine.fused import FusedBackend, auto_backend
 from edgesr.engine.onnx_backend import OnnxRuntimeBackend
 from edgesr.engine.torch_backend import TorchBackend
 from edgesr.errors import EdgesrError
@@ -20,11 +21,14 @@ Backend = Callable[[torch.Tensor], torch.Tensor]
 
 BACKENDS: dict[str, type] = {"torch": TorchBackend}
 BACKENDS["onnxruntime"] = OnnxRuntimeBackend  # optional extra; imports onnxruntime when built
+BACKENDS["fused"] = FusedBackend  # compiled C kernel for one-layer models on CPU (engine/fused.py)
 
 
 def make_backend(name: str, model: nn.Module, device: str | None = "cpu",
                  dtype: str = "float32") -> Backend:
-    """Build the backend called ``name`` for ``model``."""
+    """Build the backend called ``name`` for ``model``; "auto" picks `fused.auto_backend`."""
+    if name == "auto":
+        name = auto_backend(model, device, dtype)
     if name not in BACKENDS:
         raise EdgesrError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
     return BACKENDS[name](model, device=device, dtype=dtype)

@@ -1,0 +1,175 @@
+"""The fused CPU backend: one-layer models (eSR-MAX/TM/TR, Bicubic) through the C kernel.
+
+The reference forward writes the F*s*s*C filter responses of the whole image to memory, shuffles
+them and reduces them in several passes (eSR-TM_s2_K7_C16 at Full-HD: 265 MB of responses).
+The kernel computes them tile by tile (32 LR pixels x one phase group) in registers and L1 and
+reduces them there, so its speed is set by the multiply-adds (measured ~90% of this machine's
+sgemm rate for eSR-TM_s2_K7_C16, see benchmarks/speed_table.py). Bicubic goes through a
+separable path (s*(4+s*4) instead of s*s*25 multiply-adds per LR pixel).
+
+Measured alternatives (single thread, eSR-TM_s2_K7_C16, 960x540 input): torch reference 917 ms,
+the same forward over 32-row bands (halo K//2) 580 ms: the softmax passes, not the memory,
+dominate torch's time, so a tiled-torch backend was not worth keeping.
+
+Input (N, 1, H, W) float32 in the model's 0..1 scale; output (N, 1, sH, sW) float32, unclipped,
+equal to ``model(lr)`` (zero padding at the borders) within float rounding (~1e-6 relative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgesr.engine import native
+from edgesr.engine.torch_backend import resolve_device, resolve_dtype
+from edgesr.errors import EdgesrError
+from edgesr.models import ModelSpec
+
+#: Reduction code of the kernel for each family it runs (Bicubic: max over one channel = copy).
+MODES = {"eSR-MAX": 0, "eSR-TM": 1, "eSR-TR": 2, "Bicubic": 0}
+
+
+@dataclass(frozen=True)
+class FusedPlan:
+    """What the kernel needs: (F*s*s*C, KH, KW) weights, zero padding before the image, and
+    for separable models (Bicubic) the (s, KH) vertical and (s, KW) horizontal phase filters."""
+
+    scale: int
+    channels: int
+    mode: int
+    weight: np.ndarray
+    pad: tuple[int, int]
+    vert: np.ndarray | None = None
+    horz: np.ndarray | None = None
+
+
+def supports(model: nn.Module) -> bool:
+    """True for the families the kernel runs (eSR-MAX/TM/TR and Bicubic, scales 2..4)."""
+    spec = getattr(model, "spec", None)
+    return isinstance(spec, ModelSpec) and spec.family in MODES and 2 <= spec.scale <= 4
+
+
+def make_plan(model: nn.Module) -> FusedPlan:
+    """Extract the kernel's weights from a one-layer model (or Bicubic)."""
+    if not supports(model):
+        name = getattr(getattr(model, "spec", None), "id", type(model).__name__)
+        raise EdgesrError(f"{name}: the fused backend runs eSR-MAX/TM/TR and Bicubic at scales 2..4;"
+                          " use backend='torch'")
+    spec: ModelSpec = model.spec
+    s = spec.scale
+    if spec.family == "Bicubic":
+        from edgesr.models.classic import polyphase_weights
+
+        weight, (before, _) = polyphase_weights(model.net.weight.detach()[0, 0].float(), s)
+        weight = weight[:, 0].numpy().astype(np.float32)
+        # Drop the all-zero border taps (s=2: 6x6 -> 5x5) and shift the padding to match.
+        rows = np.flatnonzero(np.any(weight != 0, axis=(0, 2)))
+        cols = np.flatnonzero(np.any(weight != 0, axis=(0, 1)))
+        if rows.size == 0:
+            rows = cols = np.array([before])
+        weight = np.ascontiguousarray(weight[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        pad = (before - int(rows[0]), before - int(cols[0]))
+        vert, horz = separate(weight, s)
+        return FusedPlan(s, 1, 0, weight, pad, vert, horz)
+    weight = model.filter.weight.detach().to(torch.float32)[:, 0].contiguous().numpy()
+    k = spec.K // 2
+    return FusedPlan(s, spec.C, MODES[spec.family], np.ascontiguousarray(weight), (k, k))
+
+
+def separate(weight: np.ndarray, scale: int, tolerance: float = 1e-6):  # noqa: ANN201
+    """(s*s, KH, KW) phase filters -> (vert (s, KH), horz (s, KW)) when every filter of phase
+    (r, q) is vert[r] x horz[q] within ``tolerance`` of the largest tap; else (None, None)."""
+    _, kh, kw = weight.shape
+    matrix = weight.reshape(scale, scale, kh, kw).transpose(0, 2, 1, 3).reshape(scale * kh, scale * kw)
+    matrix = matrix.astype(np.float64)
+    peak = np.abs(matrix).max()
+    if peak == 0:
+        return None, None
+    u, sigma, vt = np.linalg.svd(matrix)
+    vert = u[:, 0] * np.sqrt(sigma[0])
+    horz = vt[0] * np.sqrt(sigma[0])
+    if np.abs(np.outer(vert, horz) - matrix).max() > tolerance * peak:
+        return None, None
+    return (np.ascontiguousarray(vert.reshape(scale, kh), np.float32),
+            np.ascontiguousarray(horz.reshape(scale, kw), np.float32))
+
+
+class FusedBackend:
+    """Runs a one-layer model on CPU through the compiled fused kernel (float32).
+
+    ``threads`` defaults to ``torch.get_num_threads()`` at each call, so ``torch.set_num_threads``
+    (and ``edgesr bench --threads``) governs both engines alike.
+    """
+
+    name = "fused"
+
+    def __init__(self, model: nn.Module, device: str | torch.device | None = "cpu",
+                 dtype: str | torch.dtype = "float32", threads: int | None = None) -> None:
+        if resolve_device(device).type != "cpu":
+            raise EdgesrError("the fused backend runs on the CPU; use backend='torch' for CUDA")
+        if resolve_dtype(dtype) != torch.float32:
+            raise EdgesrError(f"the fused backend computes in float32, not {dtype}")
+        self.plan = make_plan(model)
+        if native.load() is None:
+            raise EdgesrError(f"fused backend unavailable: {native.unavailable_reason()}")
+        self.scale = self.plan.scale
+        self.threads = threads
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.ndim != 4 or lr.shape[1] != 1:
+            raise ValueError(f"fused backend expects (N, 1, H, W), got {tuple(lr.shape)}")
+        x = lr.detach().to("cpu", torch.float32).contiguous().numpy()[:, 0]
+        return torch.from_numpy(self.run(x))[:, None]
+
+    def run(self, x: np.ndarray, out_dtype: type = np.float32,
+            in_affine: tuple[float, float] = (1.0, 0.0),
+            out_affine: tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
+        """(N, H, W) float32 or uint8 planes -> (N, sH, sW) float32 or uint8.
+
+        The model sees ``x * a + b`` for ``in_affine = (a, b)`` and its output o leaves as
+        ``o * c + d`` for ``out_affine = (c, d)``; uint8 output is clamped to 0..255 and rounded
+        half to even. E.g. uint8 gray in/out: ``in_affine=(1/255, 0), out_affine=(255, 0)``.
+        """
+        if x.ndim != 3 or x.dtype not in (np.float32, np.uint8):
+            raise ValueError(f"expected (N, H, W) float32 or uint8 planes, got {x.shape} {x.dtype}")
+        x = np.ascontiguousarray(x)
+        n, h, w = x.shape
+        s = self.scale
+        out = np.empty((n, h * s, w * s), dtype=out_dtype)
+        if out.dtype not in (np.float32, np.uint8):
+            raise ValueError(f"output dtype must be float32 or uint8, got {out.dtype}")
+        if out.size == 0:
+            return out
+        threads = self.threads or torch.get_num_threads()
+        p = self.plan
+        if p.vert is not None:
+            native.separable(x, out, p.vert, p.horz, p.pad, s, threads, in_affine, out_affine)
+        else:
+            native.fused(x, out, p.weight, p.pad, s, p.channels, p.mode, threads, in_affine, out_affine)
+        return out
+
+
+def self_check(backend: FusedBackend, model: nn.Module) -> bool:
+    """True when the kernel matches the torch forward on a small random input (guards against a
+    miscompiled kernel before `auto_backend` trusts it)."""
+    generator = torch.Generator().manual_seed(0)
+    lr = torch.rand(2, 1, 9, 37, generator=generator)
+    with torch.inference_mode():
+        reference = model.float()(lr)
+    got = backend(lr)
+    return bool(torch.allclose(got, reference, rtol=1e-5, atol=1e-5 * float(reference.abs().max())))
+
+
+def auto_backend(model: nn.Module, device: str | torch.device | None = "cpu",
+                 dtype: str | torch.dtype = "float32") -> str:
+    """Name of the fastest correct backend for this model and device: ``fused`` for one-layer
+    models in float32 on CPU when the kernel compiles and passes `self_check`, else ``torch``
+    (on CUDA the torch forward in the requested dtype)."""
+    if resolve_device(device).type != "cpu" or resolve_dtype(dtype) != torch.float32:
+        return "torch"
+    if not supports(model) or native.load() is None:
+        return "torch"
+    return "fused" if self_check(FusedBackend(model), model) else "torch"
