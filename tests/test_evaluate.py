@@ -111,9 +111,44 @@ def test_set_value_is_the_mean_of_per_image_values_computed_by_hand(tiny_set):
 
 
 def test_prepared_pairs_are_cached_per_scale_and_protocol(tiny_set):
-    assert load_set(tiny_set, 2).images is load_set(tiny_set, 2).images
-    assert load_set(tiny_set, 2).images is not load_set(tiny_set, 3).images
-    assert load_set(tiny_set, 2).images is not load_set(tiny_set, 2, "standard").images
+    first = load_set(tiny_set, 2).images[0]
+    assert load_set(tiny_set, 2).images[0] is first
+    assert load_set(tiny_set, 3).images[0] is not load_set(tiny_set, 3, "standard").images[0]
+    assert load_set(tiny_set, 3).images[0].lr_y.shape != first.lr_y.shape
+
+
+def test_sets_larger_than_the_cache_are_streamed_with_the_same_results(tiny_set, monkeypatch):
+    import edgesr.evaluate as ev
+
+    cached = evaluate(["Bicubic_s2"], [tiny_set]).table
+    ev.clear_cache()
+    monkeypatch.setattr(ev, "CACHE_PIXELS", 100)
+    assert load_set(tiny_set, 2).images[0] is not load_set(tiny_set, 2).images[0]
+    assert evaluate(["Bicubic_s2"], [tiny_set]).table == cached
+
+
+def test_edited_files_are_prepared_again(tiny_set):
+    before = load_set(tiny_set, 2).images[0].hr_y.copy()
+    write_image(tiny_set / "a.png", 255 - _smooth_rgb(0, 37, 42))
+    os.utime(tiny_set / "a.png", ns=(1, 1))
+    assert not np.allclose(load_set(tiny_set, 2).images[0].hr_y, before)
+
+
+def test_batched_images_score_as_when_run_alone(tmp_path):
+    # Two images of one shape go through a multi-layer model as one batch.
+    (tmp_path / "pair").mkdir()
+    (tmp_path / "alone").mkdir()
+    write_image(tmp_path / "pair" / "a.png", _smooth_rgb(3, 32, 40))
+    write_image(tmp_path / "pair" / "b.png", _smooth_rgb(4, 32, 40))
+    write_image(tmp_path / "alone" / "b.png", _smooth_rgb(4, 32, 40))
+    torch.manual_seed(0)
+    model = create_model("ESPCN_s2_D8_S4")
+    save_weights(model, tmp_path / "m.safetensors")
+    entry = [ModelEntry("ESPCN_s2_D8_S4", tmp_path / "m.safetensors")]
+    pair = evaluate(entry, [tmp_path / "pair"], per_image=True).per_image
+    alone = evaluate(entry, [tmp_path / "alone"], per_image=True).per_image
+    assert pair[1]["image"] == alone[0]["image"] == "b"
+    assert pair[1]["psnr"] == pytest.approx(alone[0]["psnr"], abs=1e-6)
 
 
 def test_a_better_model_scores_higher_than_a_worse_one(tiny_set, tmp_path):

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,6 @@ class EvalImage:
         hr_y: (sH, sW) float64 HR luma, studio range 16..235 (mod-cropped).
         lr_y: (H, W) float64 LR luma, studio range.
         lr_chroma: (H, W, 2) float32 LR Cb/Cr (for colour outputs), or None for gray files.
-        target: the HR luma with its metric statistics cached (shave = scale).
     """
 
     name: str
@@ -123,7 +123,10 @@ class EvalImage:
     hr_y: np.ndarray
     lr_y: np.ndarray
     lr_chroma: np.ndarray | None
-    target: LumaTarget
+
+    @property
+    def pixels(self) -> int:
+        return int(self.hr_y.size)
 
 
 @dataclass
@@ -136,7 +139,12 @@ class EvalSet:
     images: list[EvalImage]
 
 
-_PAIR_CACHE: dict[tuple, list[EvalImage]] = {}
+#: Prepared sets kept in memory, least recently used first; bounded by `CACHE_PIXELS`.
+_PAIR_CACHE: OrderedDict[tuple, list[EvalImage]] = OrderedDict()
+
+#: HR pixels (all cached sets and scales together) kept prepared between calls: about 11 bytes
+#: each (float64 HR luma + LR planes), so 32M is ~350 MB. Set5 + Set14 at x2, x3, x4 take 11M.
+CACHE_PIXELS = 32_000_000
 
 
 def resolve_dataset_folder(dataset: str | os.PathLike) -> tuple[str, Path]:
@@ -197,26 +205,54 @@ def prepare_image(path: Path, scale: int, protocol: str | Protocol = "paper",
     else:
         ycbcr = rgb_to_ycbcr(lr)
         lr_y, chroma = ycbcr[..., 0], ycbcr[..., 1:].astype(np.float32)
-    hr_y = rgb_to_luma(hr)
-    return EvalImage(path.stem, path, hr_y, np.ascontiguousarray(lr_y), chroma,
-                     LumaTarget(hr_y, shave=scale))
+    return EvalImage(path.stem, path, rgb_to_luma(hr), np.ascontiguousarray(lr_y), chroma)
 
 
 def load_set(dataset: str | os.PathLike, scale: int, protocol: str | Protocol = "paper",
              resize: str = DEFAULT_RESIZE) -> EvalSet:
-    """Prepare every image of a set for one scale.
+    """Prepare every image of a set for one scale (all in memory; see `iter_set` for streaming).
 
-    Cached in memory per (folder, its files' names, sizes and times, scale, protocol, resize), so
-    evaluating many models prepares each set once and edited files are never served stale.
+    Cached per (folder, its files' names, sizes and times, scale, protocol, resize) while the
+    cache holds under `CACHE_PIXELS`, so repeated evaluations prepare a set once and edited
+    files are never served stale.
     """
-    protocol = get_protocol(protocol)
     name, folder = resolve_dataset_folder(dataset)
+    return EvalSet(name, folder, scale, list(_prepared(folder, scale, get_protocol(protocol), resize)))
+
+
+def iter_set(dataset: str | os.PathLike, scale: int, protocol: str | Protocol = "paper",
+             resize: str = DEFAULT_RESIZE) -> tuple[str, Iterable[EvalImage]]:
+    """(column name, prepared images) of a set, from the cache or prepared one at a time."""
+    name, folder = resolve_dataset_folder(dataset)
+    return name, _prepared(folder, scale, get_protocol(protocol), resize)
+
+
+def _prepared(folder: Path, scale: int, protocol: Protocol, resize: str) -> Iterable[EvalImage]:
     files = hr_images(folder)
     stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     key = (str(folder.resolve()), stamp, scale, protocol.name, resize)
-    if key not in _PAIR_CACHE:
-        _PAIR_CACHE[key] = [prepare_image(p, scale, protocol, resize) for p in files]
-    return EvalSet(name, folder, scale, _PAIR_CACHE[key])
+    if key in _PAIR_CACHE:
+        _PAIR_CACHE.move_to_end(key)
+        return iter(_PAIR_CACHE[key])
+    return _prepare_and_cache(key, files, scale, protocol, resize)
+
+
+def _prepare_and_cache(key: tuple, files: list[Path], scale: int, protocol: Protocol,
+                       resize: str) -> Iterable[EvalImage]:
+    images: list[EvalImage] | None = []
+    pixels = 0
+    for path in files:
+        image = prepare_image(path, scale, protocol, resize)
+        pixels += image.pixels
+        if images is not None:
+            images.append(image)
+            if pixels > CACHE_PIXELS:
+                images = None  # too large to keep: stream it
+        yield image
+    if images is not None:
+        _PAIR_CACHE[key] = images
+        while sum(i.pixels for v in _PAIR_CACHE.values() for i in v) > CACHE_PIXELS:
+            _PAIR_CACHE.popitem(last=False)
 
 
 def clear_cache() -> None:
@@ -334,6 +370,24 @@ def run_model(model: nn.Module, inputs: Sequence[np.ndarray]) -> list[torch.Tens
     return outputs  # type: ignore[return-value]
 
 
+#: LR pixels run through a model at once: one-layer models hold F*s*s*C float32 maps of this
+#: size (up to 768 channels), so larger batches would cost gigabytes for little speed.
+BATCH_LR_PIXELS = 1 << 18
+
+
+def _batches(images: Iterable[EvalImage]) -> Iterator[list[EvalImage]]:
+    """Consecutive images of equal LR shape, up to `BATCH_LR_PIXELS` LR pixels a batch."""
+    batch: list[EvalImage] = []
+    for image in images:
+        if batch and (image.lr_y.shape != batch[0].lr_y.shape
+                      or (len(batch) + 1) * image.lr_y.size > BATCH_LR_PIXELS):
+            yield batch
+            batch = []
+        batch.append(image)
+    if batch:
+        yield batch
+
+
 # --- evaluation --------------------------------------------------------------------------------
 
 @dataclass
@@ -359,6 +413,10 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
              lpips: bool = False, progress: Callable[[int], None] | None = None) -> EvalResult:
     """Evaluate models on benchmark sets with the given protocol.
 
+    Image-major: each image is prepared and its HR statistics computed once, then every model
+    of that scale runs on it, so evaluating many models costs little beyond the models' own work
+    and memory stays at one image (plus the bounded cache of prepared sets).
+
     Args:
         models: ids or `ModelEntry` (id + weight file).
         datasets: dataset names (catalog) or folders of HR images; the column name is the
@@ -369,13 +427,15 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
         save_images: folder to write each output to, as ``<id>/<set>/<image>.png`` (8-bit colour:
             model luma with bicubic-upscaled LR chroma; gray files stay gray).
         lpips: add ``lpips_<set>`` columns when LPIPS can run locally (otherwise a note says why).
-        progress: called with the number of images just done.
+        progress: called with the number of (model, image) evaluations just done.
     Returns:
-        an `EvalResult` whose table rows follow the paper's column names.
+        an `EvalResult` whose table rows follow the paper's column names, in the models' order.
     """
     start = time.perf_counter()
     protocol = get_protocol(protocol)
     entries = [m if isinstance(m, ModelEntry) else ModelEntry(ModelSpec.parse(m).id) for m in models]
+    if len({e.id for e in entries}) != len(entries):
+        raise EdgesrError("a model id is listed twice")
     result = EvalResult()
     lpips_fn = None
     if lpips:
@@ -387,38 +447,49 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     names = [resolve_dataset_folder(d)[0] for d in datasets]
     if len(set(names)) != len(names):
         raise EdgesrError(f"two datasets share a column name: {', '.join(names)}")
-    for entry in entries:
-        model = build_model(entry)
-        scale = model.spec.scale
+    built = [(entry, build_model(entry)) for entry in entries]
+    by_scale: dict[int, list[tuple[ModelEntry, nn.Module]]] = {}
+    for entry, model in built:
+        by_scale.setdefault(model.spec.scale, []).append((entry, model))
+    # scores[(id, set)] -> per-image (image index, psnr, ssim, lpips or None)
+    scores: dict[tuple[str, str], list[tuple[int, str, float, float, float | None]]] = {}
+    for dataset, name in zip(datasets, names):
+        for scale, group in by_scale.items():
+            _, images = iter_set(dataset, scale, protocol, resize)
+            index = 0
+            for batch in _batches(images):
+                targets = [LumaTarget(image.hr_y, shave=scale) for image in batch]
+                inputs = [protocol.to_model(image.lr_y) for image in batch]
+                for entry, model in group:
+                    outputs = run_model(model, inputs)
+                    for k, (image, target, output) in enumerate(zip(batch, targets, outputs)):
+                        sr_y = protocol.from_model(output)
+                        if sr_y.shape != image.hr_y.shape:
+                            raise EdgesrError(f"{entry.id}: output {sr_y.shape} does not match HR"
+                                              f" {image.hr_y.shape} for {image.path}")
+                        value = target.score(sr_y)
+                        lp = None
+                        if save_images is not None or lpips_fn is not None:
+                            sr_rgb = colour_output(sr_y, image, scale)
+                            if save_images is not None:
+                                _save_output(Path(save_images) / entry.id / name / f"{image.name}.png", sr_rgb)
+                            if lpips_fn is not None:
+                                lp = _lpips_on(lpips_fn, sr_rgb, image, scale)
+                        scores.setdefault((entry.id, name), []).append((index + k, image.name, *value, lp))
+                        if progress is not None:
+                            progress(1)
+                index += len(batch)
+    for entry, model in built:
         row: dict[str, float] = {}
-        for dataset in datasets:
-            evalset = load_set(dataset, scale, protocol, resize)
-            outputs = run_model(model, [protocol.to_model(im.lr_y) for im in evalset.images])
-            scores = []
-            lpips_scores = []
-            for image, output in zip(evalset.images, outputs):
-                sr_y = protocol.from_model(output)
-                if sr_y.shape != image.hr_y.shape:
-                    raise EdgesrError(f"{entry.id}: output {sr_y.shape} does not match HR"
-                                      f" {image.hr_y.shape} for {image.path}")
-                value = image.target.score(sr_y)
-                scores.append(value)
-                if per_image:
-                    result.per_image.append({"id": entry.id, "dataset": evalset.name,
-                                             "image": image.name, "psnr": value[0], "ssim": value[1]})
-                if save_images is not None or lpips_fn is not None:
-                    sr_rgb = colour_output(sr_y, image, scale)
-                    if save_images is not None:
-                        _save_output(Path(save_images) / entry.id / evalset.name / f"{image.name}.png",
-                                     sr_rgb)
-                    if lpips_fn is not None:
-                        lpips_scores.append(_lpips_on(lpips_fn, sr_rgb, image, scale))
-                if progress is not None:
-                    progress(1)
-            row[f"psnr_{evalset.name}"] = float(np.mean([s[0] for s in scores]))
-            row[f"ssim_{evalset.name}"] = float(np.mean([s[1] for s in scores]))
-            if lpips_scores:
-                row[f"lpips_{evalset.name}"] = float(np.mean(lpips_scores))
+        for name in names:
+            values = sorted(scores[(entry.id, name)])
+            row[f"psnr_{name}"] = float(np.mean([v[2] for v in values]))
+            row[f"ssim_{name}"] = float(np.mean([v[3] for v in values]))
+            if lpips_fn is not None:
+                row[f"lpips_{name}"] = float(np.mean([v[4] for v in values]))
+            if per_image:
+                result.per_image += [{"id": entry.id, "dataset": name, "image": v[1], "psnr": v[2],
+                                      "ssim": v[3], **({"lpips": v[4]} if lpips_fn else {})} for v in values]
         row["parameters"] = count_parameters(model)
         result.table[entry.id] = row
     result.seconds = time.perf_counter() - start
