@@ -230,6 +230,57 @@ def _write_per_image(rows: list[dict], path: Path) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+@app.command("bench")
+def bench_command(
+    models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only bench the models of this scale."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, torch or onnxruntime."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine and baseline (Pillow is single-threaded)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (cpu default), float16 (cuda default) or bfloat16."),
+    repeats: int = typer.Option(10, "--repeats", "-r", help="Timed runs per engine and baseline (medians reported)."),
+    size: str = typer.Option("1080x1920", "--size", help="Output size HxW; the input is (H/s) x (W/s)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write rows: .json ({id: {speed_cpu, ms_cpu, ...}}) or .csv."),
+) -> None:
+    """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
+    from edgesr.bench import bench, expand_models, write_rows
+
+    try:
+        out_h, out_w = (int(v) for v in size.lower().split("x"))
+        if out_h < 1 or out_w < 1:
+            raise ValueError
+    except ValueError:
+        raise fail(f"--size {size!r}: expected HxW, e.g. 1080x1920") from None
+    try:
+        if output is not None and output.suffix.lower() not in (".json", ".csv"):
+            raise EdgesrError(f"{output}: results go to a .json or .csv file")
+        rows, info = bench(expand_models(models or [], scale), backend=backend, device=device,
+                           threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w))
+        if output is not None:
+            write_rows(rows, output)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    for note in info["notes"]:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+    dev = str(info["device"]).split(":")[0]
+    table = Table("id", "backend", "ms", "±", "fps", "GMAC", "GFLOP/s", "%peak", "xOpenCV", "xPillow",
+                  "xbicubic", "ref/it", box=None)
+    for model_id, row in rows.items():
+        def ratio(name: str, r: dict = row) -> str:
+            value = r.get(f"ratio_vs_{name}")
+            return "" if value is None else f"{value:.2f}"
+        table.add_row(model_id, str(row["backend"]), f"{row[f'ms_{dev}']:.2f}", f"{row[f'spread_ms_{dev}']:.2f}",
+                      f"{row[f'speed_{dev}']:.1f}", f"{row['macs'] / 1e9:.3f}", f"{row[f'gflops_{dev}']:.1f}",
+                      f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"),
+                      ratio("torch_bicubic"), f"{row.get('speedup_vs_torch_reference', float('nan')):.1f}")
+    console.print(table)
+    console.print(f"{info['machine']}; {info['libraries']}; {info['dtype']}; GEMM peak"
+                  f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, uint8 luma in/out;"
+                  f" xNAME = time / NAME's time, ref/it = torch forward time / this time"
+                  f" (medians of {repeats}, interleaved)"
+                  + (f"; rows written to {output}" if output is not None else ""), highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

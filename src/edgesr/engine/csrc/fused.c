@@ -567,8 +567,12 @@ static int run_job(const void *in, int in_u8, float in_scale, float in_offset, v
                  weight + (size_t)((k * c + ci) * s * s + ph) * ntaps, sizeof(float) * ntaps);
   j.taps = taps;
   j.weight = wt;
+  /* Small jobs run on the calling thread: waking a helper costs tens of microseconds, and on a
+   * loaded machine a woken helper that holds a strip can delay the whole call by milliseconds. */
+  const double work = (double)n * h * w * j.cout * ntaps;
   const int total = n * j.strips;
-  if (nthreads > total) nthreads = total;
+  if (work < 4e6) nthreads = 1;
+  if (nthreads > total / 2) nthreads = total / 2;
   if (nthreads < 1) nthreads = 1;
   run_parallel(&j, nthreads);
   free(taps);

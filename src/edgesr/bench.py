@@ -1,0 +1,295 @@
+"""Speed: time models upscaling to Full-HD outputs against baselines measured in the same run.
+
+As in the paper, the input of a scale-s model is (1080/s) x (1920/s), so every model makes the same
+1920 x 1080 output. Each model is timed upscaling a uint8 luma plane to a uint8 plane through the
+chosen backend, interleaved round by round with the baselines on the same input (OpenCV resize
+INTER_CUBIC, Pillow BICUBIC, torch bicubic interpolate and the torch reference forward of the
+same model), so a busy machine slows them alike and the ratios stay meaningful. Medians are
+reported with the interquartile spread; the machine's peak is a GEMM of the same dtype timed in
+the same process.
+
+Rows use the shared results format: ``{id: {"speed_cpu": fps, "ms_cpu": median ms, ...}}`` (the
+suffix is the device type).
+
+>>> macs("eSR-TM_s2_K7_C16", 1080, 1920)   # 2*4*16 channels x 49 taps per LR pixel
+3251404800
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgesr.atomic import write_text_atomic
+from edgesr.errors import EdgesrError
+from edgesr.models import ModelSpec, create_model
+
+#: The models of the issue's speed table.
+DEFAULT_MODELS = ("eSR-TM_s2_K7_C16", "eSR-TR_s2_K7_C16", "eSR-MAX_s2_K3_C2", "eSR-MAX_s3_K3_C1",
+                  "Bicubic_s2")
+FULL_HD = (1080, 1920)
+
+
+def macs(spec: ModelSpec | str, out_h: int, out_w: int) -> int:
+    """Multiply-accumulates of the model's reference forward for an ``out_h`` x ``out_w`` output.
+
+    Counts the convolutions as the reference runs them (input (out_h/s) x (out_w/s)); softmax,
+    max and pixel shuffle are not multiply-adds and are not counted. Bicubic counts its polyphase
+    convolution (s*s phases of T x T taps).
+    """
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    s, p = spec.scale, spec.params
+    pixels = math.ceil(out_h / s) * math.ceil(out_w / s)
+    if spec.family == "Bicubic":
+        from edgesr.models.classic import bicubic_kernel, polyphase_weights
+
+        weight, _ = polyphase_weights(bicubic_kernel(s), s)
+        per_pixel = weight.shape[0] * weight.shape[-1] * weight.shape[-2]
+    elif spec.family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+        factor = {"eSR-MAX": 1, "eSR-TM": 2, "eSR-TR": 3}[spec.family]
+        per_pixel = factor * s * s * p["C"] * p["K"] ** 2
+    elif spec.family == "eSR-CNN":
+        per_pixel = 25 * p["D"] + 9 * p["D"] * p["S"] + 9 * p["S"] * 2 * s * s * p["C"]
+    elif spec.family == "ESPCN":
+        first = 25 * p["D"] if p["D"] > 0 else 0
+        per_pixel = first + 9 * max(p["D"], 1) * p["S"] + 9 * p["S"] * s * s
+    else:  # FSRCNN: 5x5 (D), 1x1 shrink, M x 3x3 (S), 1x1 expand, 9x9 deconvolution scattered
+        d, w, m = p["D"], p["S"], p["M"]
+        per_pixel = 25 * d + d * w + m * 9 * w * w + w * d + 81 * d
+    return per_pixel * pixels
+
+
+@dataclass
+class Timing:
+    """Seconds of repeated runs of one callable."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.seconds)) * 1e3
+
+    @property
+    def spread_ms(self) -> float:
+        """Interquartile range in ms."""
+        q1, q3 = np.percentile(self.seconds, [25, 75])
+        return float(q3 - q1) * 1e3
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                     sync: Callable[[], None] | None = None,
+                     budget_s: float | None = None) -> dict[str, Timing]:
+    """Time every callable ``repeats`` times, one round of all of them after another.
+
+    ``sync`` runs after each call inside the timed region (CUDA: ``torch.cuda.synchronize``).
+    After ``budget_s`` seconds of a callable's runs (and at least 3 runs) it is not run again.
+    """
+    sync = sync or (lambda: None)
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+            sync()
+    timings = {name: Timing() for name in calls}
+    for _ in range(max(1, repeats)):
+        for name, fn in calls.items():
+            t = timings[name]
+            if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) > budget_s:
+                continue
+            start = time.perf_counter()
+            fn()
+            sync()
+            t.seconds.append(time.perf_counter() - start)
+    return timings
+
+
+def gemm_peak(dtype: torch.dtype = torch.float32, device: str = "cpu", size: int | None = None,
+              repeats: int = 10) -> float:
+    """Best GFLOP/s of a square matrix product in this process (the machine's practical peak)."""
+    size = size or (1024 if device == "cpu" else 8192)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=generator).to(device=device, dtype=dtype)
+    b = torch.rand(size, size, generator=generator).to(device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    timing = time_interleaved({"gemm": lambda: torch.mm(a, b)}, repeats, warmup=2, sync=sync)
+    return 2.0 * size**3 / min(timing["gemm"].seconds) / 1e9
+
+
+def environment(device: str, threads: int) -> dict[str, str]:
+    """Where and with what the numbers were measured."""
+    if device.startswith("cuda"):
+        machine = torch.cuda.get_device_name(torch.device(device))
+    else:
+        machine = _cpu_name() or platform.processor() or platform.machine()
+    libraries = [f"torch {torch.__version__}", f"numpy {np.__version__}"]
+    for module in ("cv2", "PIL"):
+        try:
+            libraries.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    return {"machine": f"{machine}, {threads} threads ({os.cpu_count()} cpus)",
+            "libraries": ", ".join(libraries)}
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def expand_models(models: list[str], scale: int | None) -> list[str]:
+    """Model ids to bench: ``Bicubic`` alone means ``Bicubic_s<scale>``; ``--scale`` keeps only
+    models of that scale. Malformed ids raise `EdgesrError`."""
+    ids = []
+    for name in models or DEFAULT_MODELS:
+        if name == "Bicubic":
+            name = f"Bicubic_s{scale or 2}"
+        spec = ModelSpec.parse(name)
+        if scale is None or spec.scale == scale:
+            ids.append(spec.id)
+    if not ids:
+        raise EdgesrError(f"no model among {', '.join(models)} has scale {scale}")
+    return ids
+
+
+def _engine_u8(backend):  # noqa: ANN001, ANN202
+    """uint8 plane (H, W) -> uint8 (sH, sW) through ``backend`` (model sees x/255)."""
+    if getattr(backend, "name", "") == "fused":
+        return lambda x: backend.run(x[None], np.uint8, (1 / 255, 0.0), (255.0, 0.0))[0]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        lr = torch.from_numpy(x)[None, None].to(torch.float32).div_(255.0)
+        out = backend(lr)
+        return out.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)[0, 0].numpy()
+
+    return run
+
+
+def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
+          dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
+          baselines: bool = True) -> tuple[dict[str, dict], dict[str, object]]:
+    """Time each model (uint8 luma in and out) with the baselines interleaved.
+
+    Returns (rows, info): rows keyed by model id in the shared results format, and info with the
+    machine, library versions, GEMM peak and notes (skipped baselines).
+    """
+    from edgesr.engine import make_backend, resolve_device
+
+    dev = resolve_device(device)
+    suffix = dev.type
+    dtype = dtype or ("float16" if dev.type == "cuda" else "float32")
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch_dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+                   "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise EdgesrError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    notes: list[str] = []
+    cv2 = _optional_cv2(threads, notes) if baselines else None
+    peak = gemm_peak(torch_dtype, str(dev))
+    info: dict[str, object] = {**environment(str(dev), threads), "device": str(dev), "dtype": dtype,
+                               "gemm_peak_gflops": peak, "notes": notes}
+    rows: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+    for model_id in models:
+        spec = ModelSpec.parse(model_id)
+        s = spec.scale
+        out_h, out_w = size
+        h, w = math.ceil(out_h / s), math.ceil(out_w / s)
+        plane = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        model = create_model(spec)
+        engine = make_backend(backend, model, device=str(dev), dtype=dtype)
+        reference = model.to(device=dev, dtype=torch_dtype).eval()
+        lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
+        calls: dict[str, Callable[[], object]] = {}
+        if dev.type == "cuda":
+            calls["engine"] = lambda m=reference, x=lr: m(x)  # resident on the GPU, fp16
+        else:
+            run = _engine_u8(engine)
+            calls["engine"] = lambda r=run, x=plane: r(x)
+        calls["torch_reference"] = lambda m=reference, x=lr: m(x)
+        if baselines:
+            calls["torch_bicubic"] = lambda x=lr, f=s: torch.nn.functional.interpolate(
+                x, scale_factor=f, mode="bicubic", align_corners=False)
+            from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device
+
+            calls["pillow"] = lambda x=plane, o=(w * s, h * s): np.asarray(
+                Image.fromarray(x).resize(o, Image.BICUBIC))
+            if cv2 is not None:
+                calls["opencv"] = lambda x=plane, o=(w * s, h * s): cv2.resize(
+                    x, o, interpolation=cv2.INTER_CUBIC)
+        with torch.inference_mode():
+            timings = time_interleaved(calls, repeats, sync=sync, budget_s=10.0)
+        rows[spec.id] = _row(spec, timings, suffix, peak, (h * s, w * s), getattr(engine, "name", backend),
+                             threads)
+    return rows, info
+
+
+def _optional_cv2(threads: int, notes: list[str]):  # noqa: ANN202
+    try:
+        import cv2
+    except ImportError:
+        notes.append("OpenCV baseline skipped: install the 'bench' extra (opencv-python-headless)")
+        return None
+    cv2.setNumThreads(threads)
+    return cv2
+
+
+def _row(spec: ModelSpec, timings: dict[str, Timing], suffix: str, peak: float,
+         out_size: tuple[int, int], backend: str, threads: int) -> dict[str, object]:
+    engine = timings["engine"]
+    ms = engine.median_ms
+    count = macs(spec, *out_size)
+    gflops = 2.0 * count / (ms * 1e-3) / 1e9
+    row: dict[str, object] = {
+        f"speed_{suffix}": 1e3 / ms,
+        f"ms_{suffix}": ms,
+        f"spread_ms_{suffix}": engine.spread_ms,
+        "backend": backend,
+        "threads": threads,
+        "macs": count,
+        f"gflops_{suffix}": gflops,
+        f"peak_fraction_{suffix}": gflops / peak,
+    }
+    for name, timing in timings.items():
+        if name == "engine":
+            continue
+        row[f"ms_{name}_{suffix}"] = timing.median_ms
+        row[f"ratio_vs_{name}"] = ms / timing.median_ms  # < 1: the engine is faster
+    if "torch_reference" in timings:
+        row["speedup_vs_torch_reference"] = timings["torch_reference"].median_ms / ms
+    return row
+
+
+def write_rows(rows: dict[str, dict], path: str | os.PathLike) -> Path:
+    """Write rows atomically as ``.json`` (``{id: {...}}``) or ``.csv`` (one row per id)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        write_text_atomic(path, json.dumps(rows, indent=2, sort_keys=True) + "\n")
+    elif path.suffix.lower() == ".csv":
+        columns = sorted({key for row in rows.values() for key in row})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["id", *columns], lineterminator="\n")
+        writer.writeheader()
+        for model_id, row in rows.items():
+            writer.writerow({"id": model_id, **row})
+        write_text_atomic(path, buffer.getvalue())
+    else:
+        raise EdgesrError(f"{path}: results file must end in .json or .csv")
+    return path

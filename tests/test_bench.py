@@ -1,0 +1,102 @@
+"""`edgesr bench`: MAC counts, result files in the shared format, the CLI on a tiny size."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgesr.bench import Timing, bench, expand_models, macs, time_interleaved, write_rows
+from edgesr.cli import app
+from edgesr.errors import EdgesrError
+
+
+def test_macs_of_one_layer_models_count_every_filter_tap():
+    # eSR-TM: 2 * s*s * C filters of K x K per LR pixel, LR = output / s.
+    assert macs("eSR-TM_s2_K7_C16", 1080, 1920) == 2 * 4 * 16 * 49 * 540 * 960
+    assert macs("eSR-MAX_s3_K3_C1", 1080, 1920) == 9 * 9 * 360 * 640
+    assert macs("eSR-TR_s4_K5_C2", 8, 8) == 3 * 16 * 2 * 25 * 4
+
+
+def test_macs_of_bicubic_counts_its_polyphase_convolution():
+    assert macs("Bicubic_s2", 2, 2) == 4 * 6 * 6
+
+
+def test_macs_of_deep_models_grow_with_their_widths():
+    assert macs("eSR-CNN_s2_C4_D3_S6", 2, 2) == 25 * 3 + 9 * 3 * 6 + 9 * 6 * 2 * 4 * 4
+    assert macs("FSRCNN_s2_D56_S12_M4", 4, 4) > macs("FSRCNN_s2_D6_S1_M1", 4, 4)
+    assert macs("ESPCN_s3_D0_S3", 3, 3) == 9 * 3 + 9 * 3 * 9
+
+
+def test_timing_reports_median_and_interquartile_spread():
+    t = Timing([0.001, 0.002, 0.003, 0.004, 0.100])
+    assert t.median_ms == pytest.approx(3.0)
+    assert t.spread_ms == pytest.approx(2.0)
+
+
+def test_time_interleaved_runs_every_call_each_round():
+    order = []
+    time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3,
+                     warmup=0)
+    assert order == ["a", "b"] * 3
+
+
+def test_expand_models_resolves_bicubic_and_filters_by_scale():
+    assert expand_models(["Bicubic", "eSR-MAX_s3_K3_C1"], 3) == ["Bicubic_s3", "eSR-MAX_s3_K3_C1"]
+    with pytest.raises(EdgesrError, match="scale 4"):
+        expand_models(["eSR-MAX_s2_K3_C1"], 4)
+
+
+def test_bench_rows_use_the_shared_results_columns():
+    rows, info = bench(["eSR-MAX_s2_K3_C2", "Bicubic_s3"], repeats=2, size=(12, 18), threads=1)
+    assert list(rows) == ["eSR-MAX_s2_K3_C2", "Bicubic_s3"]
+    for row in rows.values():
+        assert row["speed_cpu"] == pytest.approx(1e3 / row["ms_cpu"])
+        assert row["ms_torch_reference_cpu"] > 0 and row["ms_pillow_cpu"] > 0
+        assert 0 < row["peak_fraction_cpu"]
+    assert info["gemm_peak_gflops"] > 0 and "torch" in info["libraries"]
+
+
+def test_bench_works_with_the_torch_backend_and_bfloat16():
+    rows, _ = bench(["eSR-TM_s2_K3_C1"], backend="torch", dtype="bfloat16", repeats=1, size=(8, 8),
+                    threads=1, baselines=False)
+    assert rows["eSR-TM_s2_K3_C1"]["backend"] == "torch"
+    assert "ratio_vs_opencv" not in rows["eSR-TM_s2_K3_C1"]
+
+
+def test_write_rows_json_and_csv_round_trip(tmp_path):
+    rows = {"eSR-MAX_s2_K3_C1": {"speed_cpu": 10.0, "ms_cpu": 100.0},
+            "Bicubic_s2": {"speed_cpu": 20.0, "ms_cpu": 50.0, "backend": "fused"}}
+    assert json.loads(write_rows(rows, tmp_path / "r.json").read_text()) == rows
+    with write_rows(rows, tmp_path / "r.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["id"] for r in table] == ["eSR-MAX_s2_K3_C1", "Bicubic_s2"]
+    assert float(table[1]["ms_cpu"]) == 50.0 and table[0]["backend"] == ""
+
+
+def test_write_rows_refuses_other_suffixes(tmp_path):
+    with pytest.raises(EdgesrError, match="json or .csv"):
+        write_rows({}, tmp_path / "r.txt")
+
+
+def test_bench_command_writes_json(tmp_path):
+    out = tmp_path / "speed.json"
+    result = CliRunner().invoke(app, ["bench", "eSR-MAX_s2_K3_C1", "--size", "8x10", "-r", "1",
+                                      "--threads", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["eSR-MAX_s2_K3_C1"]
+    assert {"speed_cpu", "ms_cpu", "macs", "gflops_cpu"} <= set(row)
+
+
+def test_bench_command_rejects_a_bad_size():
+    result = CliRunner().invoke(app, ["bench", "Bicubic_s2", "--size", "big"])
+    assert result.exit_code == 1 and "--size" in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_on_cuda_reports_cuda_columns():
+    rows, info = bench(["eSR-MAX_s2_K3_C2"], device="cuda", repeats=2, size=(16, 16))
+    assert "speed_cuda" in rows["eSR-MAX_s2_K3_C2"] and info["dtype"] == "float16"
