@@ -58,13 +58,14 @@ def upscale_command(
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 (cuda) or bfloat16."),
     color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
 ) -> None:
-    """Upscale images with one model; other files in the batch go on when one fails."""
+    """Upscale images or videos (.mp4, .mkv, ...) with one model; other files in the batch go on when one fails."""
     from edgesr.upscale_files import upscale_files
 
     try:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
-                               device=device, dtype=dtype, color=color, max_pixels=max_pixels,
+                               device=device, dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
                                console=console)
     except EdgesrError as error:
         raise fail(str(error)) from None
@@ -279,6 +280,40 @@ def bench_command(
                   f" xNAME = time / NAME's time, ref/it = torch forward time / this time"
                   f" (medians of {repeats}, interleaved)"
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
+
+
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="Model id, e.g. eSR-TM_s2_K7_C16."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (.onnx or .pt)."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
+    color: bool = typer.Option(False, "--color", help="RGB uint8 (N, H, W, 3) in and out, Upscaler's colour handling inside."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare with the torch reference on random inputs."),
+) -> None:
+    """Export a model as ONNX (dynamic size; onnx.checker-validated) or TorchScript."""
+    from edgesr import export
+    from edgesr.models import create_model
+
+    try:
+        if format not in ("onnx", "torchscript"):
+            raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
+        module = create_model(model, weights=weights)
+        if format == "onnx":
+            path = export.export_onnx(module, output, fp16=fp16, color=color)
+            parity = export.onnx_parity if check else None
+        else:
+            path = export.export_torchscript(module, output, fp16=fp16, color=color)
+            parity = export.torchscript_parity if check else None
+        message = f"wrote {path} ({format}, {'RGB uint8' if color else 'luma'} graph{', fp16' if fp16 else ''})"
+        if parity is not None:
+            error = parity(module, path, fp16=fp16, color=color)
+            unit = " levels of 255" if color else ""
+            message += f"; max |difference| vs torch reference {error:.3g}{unit}"
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    console.print(message, highlight=False)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgesr.errors import EdgesrError
 from edgesr.imaging import is_image_path, read_image, write_image
+from edgesr.video import is_video_path
 
 
 @dataclass
@@ -64,7 +65,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
     """Pair each input with its output path: a folder keeps the names; a file name needs one input."""
-    if is_image_path(output) and not output.is_dir():
+    if (is_image_path(output) or is_video_path(output)) and not output.is_dir():
         if len(paths) != 1:
             raise EdgesrError(f"{output}: an output file name needs exactly one input, got {len(paths)}")
         return [(paths[0], output)]
@@ -81,19 +82,23 @@ def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
 def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int = 2,
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
-                  console: Console | None = None) -> BatchReport:
-    """Upscale every input image into ``output``; returns a `BatchReport` (errors included)."""
+                  console: Console | None = None, tile: int | None = None) -> BatchReport:
+    """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
+
+    Video files (by extension) go through `edgesr.video.upscale_video`; ``tile`` is the
+    `Upscaler`'s seam-free tile size (None: only when the memory budget needs it).
+    """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
 
     started = time.perf_counter()
     model_id = model or default_model(scale)
     upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device,
-                        dtype=dtype, color=color)
+                        dtype=dtype, color=color, tile=tile)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     plan = plan_outputs(paths, Path(output))
-    if plan and not (is_image_path(output) and not Path(output).is_dir()):
+    if plan and not ((is_image_path(output) or is_video_path(output)) and not Path(output).is_dir()):
         try:
             Path(output).mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -108,6 +113,10 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
             try:
                 if target.resolve() in input_set:
                     raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
+                if is_video_path(source) or is_video_path(target):
+                    _upscale_video_file(upscaler, source, target, report, console, progress)
+                    progress.advance(task)
+                    continue
                 image = read_image(source, max_pixels=max_pixels or MAX_PIXELS)
                 tick = time.perf_counter()
                 result = upscaler.upscale(image)
@@ -125,6 +134,19 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
             progress.advance(task)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchReport,  # noqa: ANN001
+                        console: Console, progress: Progress) -> None:
+    from edgesr.video import upscale_video
+
+    if not (is_video_path(source) and is_video_path(target)):
+        raise EdgesrError(f"{source} -> {target}: video goes to a video file name (.mp4, .mkv, ...)")
+    video = upscale_video(upscaler, source, target, console=console, progress=progress)
+    report.written.append((source, target, video.seconds))
+    console.print(f"{source} -> {target}  {video.frames} frames {video.size[0]}x{video.size[1]}"
+                  f" at {video.fps:g} fps, {video.codec}, audio {video.audio},"
+                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False)
 
 
 def default_model(scale: int) -> str:

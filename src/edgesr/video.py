@@ -14,6 +14,7 @@ an interrupted run leaves no partial file. Needs the ``video`` extra (``pip inst
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -24,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
@@ -62,11 +62,6 @@ class VideoReport:
     seconds: float  # wall time
     codec: str
     audio: str  # "copied", "re-encoded to aac", "none" or "dropped (...)"
-
-
-class _FpsColumn(ProgressColumn):
-    def render(self, task) -> Text:  # noqa: ANN001
-        return Text(f"{task.speed or 0:.1f} fps")
 
 
 def _plane(frame, index: int) -> np.ndarray:  # noqa: ANN001
@@ -189,13 +184,14 @@ def _close_quietly(output) -> None:  # noqa: ANN001
 
 def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike,  # noqa: ANN001
                   codec: str | None = None, options: dict[str, str] | None = None,
-                  console: Console | None = None,
+                  console: Console | None = None, progress: Progress | None = None,
                   on_frame: Callable[[int], None] | None = None) -> VideoReport:
     """Upscale the first video stream of ``source`` into ``target`` with an `edgesr.Upscaler`.
 
     Args:
         codec, options: encoder name and options (default libx264 CRF 18, else mpeg4).
         console: where the progress bar (frames, fps) goes; None for a default console.
+        progress: a running Rich `Progress` to add the bar to (instead of starting one).
         on_frame: called with the number of frames done after each frame.
     Returns:
         a `VideoReport`. Raises `EdgesrError` for unreadable inputs or unusable outputs; nothing
@@ -223,10 +219,11 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
         height = upscaler.scale * video.codec_context.height // 2 * 2
         audio_in = list(container.streams.audio)
         console = console or Console()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _FpsColumn(),
-                   TimeElapsedColumn())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         count = 0
-        with atomic_path(target) as tmp, Progress(*columns, console=console, transient=True) as progress:
+        bar = contextlib.nullcontext(progress) if progress is not None else \
+            Progress(*columns, console=console, transient=True)
+        with atomic_path(target) as tmp, bar as progress:
             try:
                 output = av.open(str(tmp), "w")
             except (ValueError, av.error.FFmpegError) as error:
@@ -242,7 +239,8 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
                                 frame.pts = count
                             output.mux(stream.encode(upscale_frame(frame)))
                             count += 1
-                            progress.advance(task)
+                            fps = count / max(time.perf_counter() - started, 1e-9)
+                            progress.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
                             if on_frame:
                                 on_frame(count)
                     elif packet.stream.index in audio_plan and packet.dts is not None:
