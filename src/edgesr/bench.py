@@ -6,7 +6,7 @@ chosen backend, interleaved round by round with the baselines on the same input 
 INTER_CUBIC, Pillow BICUBIC, torch bicubic interpolate and the torch reference forward of the
 same model), so a busy machine slows them alike and the ratios stay meaningful. Medians are
 reported with the interquartile spread; the machine's peak is a GEMM of the same dtype timed in
-the same process.
+the same process, in the same rounds as each model (``gemm_gflops_<device>``, median rate).
 
 Rows use the shared results format: ``{id: {"speed_cpu": fps, "ms_cpu": median ms, ...}}`` (the
 suffix is the device type).
@@ -113,16 +113,23 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
     return timings
 
 
-def gemm_peak(dtype: torch.dtype = torch.float32, device: str = "cpu", size: int | None = None,
-              repeats: int = 10) -> float:
-    """Best GFLOP/s of a square matrix product in this process (the machine's practical peak)."""
+def gemm_call(dtype: torch.dtype = torch.float32, device: str = "cpu",
+              size: int | None = None) -> tuple[Callable[[], object], float]:
+    """A square matrix product to time and its FLOP count (1024^3 on CPU, 8192^3 on CUDA)."""
     size = size or (1024 if device == "cpu" else 8192)
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(size, size, generator=generator).to(device=device, dtype=dtype)
     b = torch.rand(size, size, generator=generator).to(device=device, dtype=dtype)
+    return (lambda: torch.mm(a, b)), 2.0 * size**3
+
+
+def gemm_peak(dtype: torch.dtype = torch.float32, device: str = "cpu", size: int | None = None,
+              repeats: int = 10) -> float:
+    """Best GFLOP/s of a square matrix product in this process (the machine's practical peak)."""
+    call, flops = gemm_call(dtype, device, size)
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    timing = time_interleaved({"gemm": lambda: torch.mm(a, b)}, repeats, warmup=2, sync=sync)
-    return 2.0 * size**3 / min(timing["gemm"].seconds) / 1e9
+    timing = time_interleaved({"gemm": call}, repeats, warmup=2, sync=sync)
+    return flops / min(timing["gemm"].seconds) / 1e9
 
 
 def environment(device: str, threads: int) -> dict[str, str]:
@@ -203,6 +210,9 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
     notes: list[str] = []
     cv2 = _optional_cv2(threads, notes) if baselines else None
     peak = gemm_peak(torch_dtype, str(dev))
+    # The GEMM also runs in every model's rounds: on a shared machine the peak of the moment is
+    # what a model's GFLOP/s compare with (a peak taken once drifted 2-4x under load here).
+    gemm, gemm_flops = gemm_call(torch_dtype, str(dev))
     info: dict[str, object] = {**environment(str(dev), threads), "device": str(dev), "dtype": dtype,
                                "gemm_peak_gflops": peak, "notes": notes}
     rows: dict[str, dict] = {}
@@ -224,6 +234,7 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
             run = _engine_u8(engine)
             calls["engine"] = lambda r=run, x=plane: r(x)
         calls["torch_reference"] = lambda m=reference, x=lr: m(x)
+        calls["gemm"] = gemm
         if baselines:
             calls["torch_bicubic"] = lambda x=lr, f=s: torch.nn.functional.interpolate(
                 x, scale_factor=f, mode="bicubic", align_corners=False)
@@ -236,8 +247,9 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
                     x, o, interpolation=cv2.INTER_CUBIC)
         with torch.inference_mode():
             timings = time_interleaved(calls, repeats, sync=sync, budget_s=10.0)
-        rows[spec.id] = _row(spec, timings, suffix, peak, (h * s, w * s), getattr(engine, "name", backend),
-                             threads)
+        gemm_rate = gemm_flops / (timings.pop("gemm").median_ms * 1e-3) / 1e9
+        rows[spec.id] = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),
+                             getattr(engine, "name", backend), threads)
     return rows, info
 
 
@@ -265,6 +277,7 @@ def _row(spec: ModelSpec, timings: dict[str, Timing], suffix: str, peak: float,
         "threads": threads,
         "macs": count,
         f"gflops_{suffix}": gflops,
+        f"gemm_gflops_{suffix}": peak,
         f"peak_fraction_{suffix}": gflops / peak,
     }
     for name, timing in timings.items():
