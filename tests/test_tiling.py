@@ -32,8 +32,9 @@ def whole_single_threaded(fn, *args):  # noqa: ANN001, ANN201
 
 @pytest.mark.parametrize("height,width,margin,tile", [(333, 419, 3, 192), (1001, 97, 8, 200), (64, 5000, 0, 192),
                                                       (700, 700, 40, 256), (17, 23, 2, 192)])
-def test_tile_cores_partition_the_image_and_windows_are_aligned(height, width, margin, tile):
-    tiles = plan_tiles(height, width, margin, tile)
+@pytest.mark.parametrize("strips", [False, True])
+def test_tile_cores_partition_the_image_and_windows_are_aligned(height, width, margin, tile, strips):
+    tiles = plan_tiles(height, width, margin, tile, strips)
     covered = np.zeros((height, width), np.int32)
     for t in tiles:
         covered[t.rows.core_start:t.rows.core_stop, t.cols.core_start:t.cols.core_stop] += 1
@@ -45,6 +46,7 @@ def test_tile_cores_partition_the_image_and_windows_are_aligned(height, width, m
         area = (t.rows.stop - t.rows.start) * (t.cols.stop - t.cols.start)
         assert len(tiles) == 1 or area > MIN_WINDOW_PIXELS
     assert (covered == 1).all()
+    assert not strips or all(t.cols.start == 0 and t.cols.stop == width for t in tiles)
 
 
 @pytest.mark.parametrize("border", ["replicate", "zero"])
@@ -52,7 +54,7 @@ def test_tile_cores_partition_the_image_and_windows_are_aligned(height, width, m
 def test_tiled_planes_equal_untiled_bit_for_bit(model_id, border):
     torch.manual_seed(0)
     model = create_model(model_id)
-    planes = torch.rand(1, 1, 333, 419)  # odd sizes, 2 x 2 windows at tile 192
+    planes = torch.rand(1, 1, 333, 709)  # odd sizes; 2 x 4 windows at tile 192 (FSRCNN: 2 strips)
     whole = whole_single_threaded(Upscaler(model, border=border, tile=0).run_model, planes)
     tiled = Upscaler(model, border=border, tile=192).run_model(planes)
     assert torch.equal(tiled, whole)

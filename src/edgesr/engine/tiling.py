@@ -16,19 +16,27 @@ oneDNN 3.12), make every window round exactly as the whole image does:
 * each window has more than `MIN_WINDOW_PIXELS` pixels: below 20480 input elements torch runs
   3x3 convolutions with its native kernel instead of oneDNN, which rounds differently;
 * each window runs with one intra-op thread (windows run in parallel instead), because the split
-  of a tensor between threads also moves vector tails. Tiled output is therefore bit-identical to
+  of a tensor between threads also moves vector tails;
+* FSRCNN is cut in full-width strips only (`needs_full_width`): oneDNN's transposed convolution
+  rounds differently for every input width (not for different heights).
+
+Tiled output is therefore bit-identical to
   a whole-image run made with ``torch.set_num_threads(1)``, and never depends on the tile size or
   the number of workers; a multi-threaded whole-image run differs from it by float rounding only
   (<= 2e-7 on 0..1 outputs).
 
 Memory: only windows are live at once, so model intermediates are bounded by
-``workers * window_bytes`` (see `window_bytes`) whatever the image size.
+``workers * window_bytes`` (see `window_bytes`) whatever the image size (for FSRCNN's
+full-width strips, whatever the image height). Measured: a 4096 x 4096 gray x2 run with a
+64 MiB budget grows the process by ~130 MB (input 16 MiB + output 64 MiB + windows), where the
+whole-image model activations alone would take 4.4 GB (tests/test_tiling.py).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,15 +98,24 @@ def plan_spans(length: int, margin: int, step: int) -> list[Span]:
     return spans
 
 
-def plan_tiles(height: int, width: int, margin: int, tile: int) -> list[Tile]:
+def needs_full_width(spec: ModelSpec | str) -> bool:
+    """Whether the family must be tiled in full-width strips to stay bit-identical (FSRCNN: its
+    stride-s transposed convolution in oneDNN rounds depending on the input width)."""
+    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    return spec.family == "FSRCNN"
+
+
+def plan_tiles(height: int, width: int, margin: int, tile: int, strips: bool = False) -> list[Tile]:
     """Windows covering a ``height`` x ``width`` LR image; cores partition it exactly.
 
-    ``tile`` (core pixels per side) is rounded up to a multiple of `ALIGN`, at least `MIN_TILE`,
-    and grown along an axis while a window would have `MIN_WINDOW_PIXELS` pixels or fewer.
+    ``tile`` (core pixels per side) is rounded up to a multiple of `ALIGN`, at least `MIN_TILE`
+    (strips: `ALIGN`), and grown along an axis while a window would have `MIN_WINDOW_PIXELS`
+    pixels or fewer. ``strips=True`` splits rows only (windows span the whole width).
     """
-    step_y = step_x = max(MIN_TILE, _round_up(max(int(tile), 1), ALIGN))
+    step_y = step_x = max(ALIGN if strips else MIN_TILE, _round_up(max(int(tile), 1), ALIGN))
     while True:
-        rows, cols = plan_spans(height, margin, step_y), plan_spans(width, margin, step_x)
+        rows = plan_spans(height, margin, step_y)
+        cols = [Span(0, width, 0, width)] if strips else plan_spans(width, margin, step_x)
         smallest = min(r.stop - r.start for r in rows) * min(c.stop - c.start for c in cols)
         if smallest > MIN_WINDOW_PIXELS or (len(rows) == 1 and len(cols) == 1):
             return [Tile(r, c) for r in rows for c in cols]
@@ -109,8 +126,17 @@ def plan_tiles(height: int, width: int, margin: int, tile: int) -> list[Tile]:
             step_y += ALIGN
 
 
+_window = threading.local()
+
+
 def _single_thread() -> None:
     torch.set_num_threads(1)
+    _window.inside = True
+
+
+def in_window() -> bool:
+    """True inside a window's worker thread (where nothing should be tiled again)."""
+    return getattr(_window, "inside", False)
 
 
 def run_windows(job: Callable[[Tile], None], tiles: list[Tile], workers: int = 1) -> None:
@@ -128,7 +154,7 @@ def run_windows(job: Callable[[Tile], None], tiles: list[Tile], workers: int = 1
 
 
 def tiled_apply(fn: Callable, x, scale: int, margin: int, tile: int, axes: tuple[int, int],  # noqa: ANN001
-                workers: int = 1):  # noqa: ANN201
+                workers: int = 1, strips: bool = False):  # noqa: ANN201
     """``fn(x)`` computed window by window; ``x`` is a torch tensor or a numpy array.
 
     Args:
@@ -137,6 +163,7 @@ def tiled_apply(fn: Callable, x, scale: int, margin: int, tile: int, axes: tuple
             LR pixels of p only.
         axes: the (row, column) axes of ``x``: (-2, -1) for (N, 1, H, W) planes, (0, 1) for
             (H, W[, C]) images.
+        strips: full-width windows only (see `needs_full_width`).
     Returns:
         the stitched output, same type as ``fn``'s, bit-identical to ``fn(x)`` run with one
         intra-op thread when ``fn`` is a PyTorch CPU model pipeline (see the module notes).
@@ -144,7 +171,7 @@ def tiled_apply(fn: Callable, x, scale: int, margin: int, tile: int, axes: tuple
     ndim = x.ndim
     ay, ax = (a % ndim for a in axes)
     height, width = x.shape[ay], x.shape[ax]
-    tiles = plan_tiles(height, width, margin, tile)
+    tiles = plan_tiles(height, width, margin, tile, strips)
     holder: dict[str, object] = {}
 
     def index(rows: slice, cols: slice) -> tuple:
@@ -212,12 +239,16 @@ def window_bytes(spec: ModelSpec | str, pixels: int, planes: int = 1, image: boo
 def choose_tile(spec: ModelSpec | str, height: int, width: int, budget: int, planes: int = 1,
                 image: bool = False, workers: int = 1) -> int | None:
     """Core tile size that keeps ``workers`` windows within ``budget`` bytes, or None if the
-    whole image already fits."""
+    whole image already fits. For full-width strips (`needs_full_width`) it is the strip height,
+    at least `ALIGN` rows: a strip may then exceed the budget on very wide images."""
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
     margin = context_pixels(spec)
     if window_bytes(spec, (height + 2 * margin) * (width + 2 * margin), planes, image) <= budget:
         return None
     per_pixel = window_bytes(spec, 1, planes, image) * max(1, workers)
-    side = int(math.sqrt(budget / per_pixel))
     m = max(ALIGN, _round_up(2 * margin, ALIGN))
+    if needs_full_width(spec):
+        rows = int(budget / (per_pixel * (width + 2 * margin)))
+        return max(ALIGN, (rows - m - ALIGN) // ALIGN * ALIGN)
+    side = int(math.sqrt(budget / per_pixel))
     return max(MIN_TILE, (side - m - ALIGN) // ALIGN * ALIGN)

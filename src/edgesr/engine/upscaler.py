@@ -36,8 +36,10 @@ class Upscaler:
             fastest correct one for the model and device (the fused kernel for one-layer models
             on CPU). The bicubic chroma always runs on the fastest correct CPU engine.
         tile: core tile size in LR pixels for seam-free tiling (bit-identical stitching, see
-            `edgesr.engine.tiling`); None tiles only when the working set would exceed
-            ``memory_budget`` bytes (default `tiling.DEFAULT_BUDGET`, 2 GiB); 0 never tiles.
+            `edgesr.engine.tiling`; windows run in parallel with one intra-op thread each, so
+            results never depend on the thread count); None tiles only when the working set
+            would exceed ``memory_budget`` bytes (default `tiling.DEFAULT_BUDGET`, 2 GiB); 0
+            never tiles.
 
     >>> up = Upscaler("Bicubic_s2")
     >>> up.upscale(np.zeros((4, 6, 3), np.uint8)).shape
@@ -70,6 +72,7 @@ class Upscaler:
         self.tile, self.memory_budget = tile, memory_budget or tiling.DEFAULT_BUDGET
         # Tiles need the model's support and the bicubic chroma's, whatever the border mode.
         self._margin = max(context_pixels(self.spec), context_pixels(self._chroma.spec))
+        self._strips = tiling.needs_full_width(self.spec)
 
     @property
     def model_id(self) -> str:
@@ -83,15 +86,20 @@ class Upscaler:
         if tile is None:
             return self._with_border(self.backend, planes)
         return tiling.tiled_apply(lambda p: self._with_border(self.backend, p), planes, self.scale,
-                                  self._margin, tile, (-2, -1), self._workers())
+                                  self._margin, tile, (-2, -1), self._workers(), self._strips)
 
     def _tile_for(self, height: int, width: int, planes: int, image: bool) -> int | None:
-        """The tile size to use for an input this big, or None to run it whole."""
-        tile = self.tile
-        if tile is None:
-            tile = tiling.choose_tile(self.spec, height, width, self.memory_budget, planes, image,
-                                      self._workers())
-        if not tile or len(tiling.plan_tiles(height, width, self._margin, tile)) == 1:
+        """The tile size to use for an input this big, or None to run it whole.
+
+        An explicit ``tile`` always takes the windowed path (one window or more), so its results
+        never depend on the thread count; automatic tiling only starts above the budget.
+        """
+        if tiling.in_window() or self.tile == 0:
+            return None
+        if self.tile is not None:
+            return self.tile
+        tile = tiling.choose_tile(self.spec, height, width, self.memory_budget, planes, image, self._workers())
+        if not tile or len(tiling.plan_tiles(height, width, self._margin, tile, self._strips)) == 1:
             return None
         return tile
 
@@ -133,7 +141,7 @@ class Upscaler:
             tile = self._tile_for(image.shape[0], image.shape[1], planes, image=True)
             if tile is not None:
                 return tiling.tiled_apply(self._upscale_whole, image, self.scale, self._margin, tile,
-                                          (0, 1), self._workers())
+                                          (0, 1), self._workers(), self._strips)
         return self._upscale_whole(image)
 
     def _upscale_whole(self, image: np.ndarray) -> np.ndarray:
