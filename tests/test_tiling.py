@@ -30,8 +30,8 @@ def whole_single_threaded(fn, *args):  # noqa: ANN001, ANN201
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("height,width,margin,tile", [(333, 419, 3, 192), (1001, 97, 8, 200), (64, 5000, 0, 192),
-                                                      (700, 700, 40, 256), (17, 23, 2, 192)])
+@pytest.mark.parametrize("height,width,margin,tile", [(333, 419, 3, 192), (1001, 97, 8, 200),
+                                                      (64, 5000, 0, 192), (700, 700, 40, 256), (17, 23, 2, 192)])
 @pytest.mark.parametrize("strips", [False, True])
 def test_tile_cores_partition_the_image_and_windows_are_aligned(height, width, margin, tile, strips):
     tiles = plan_tiles(height, width, margin, tile, strips)

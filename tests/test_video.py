@@ -84,8 +84,9 @@ def test_video_luma_is_the_model_output(clip, tmp_path):
     with av.open(str(clip)) as source, av.open(str(target)) as result:
         for before, after in zip(source.decode(video=0), result.decode(video=0)):
             y = torch.from_numpy(luma_to_model(_plane(before, 0).astype(np.float32)))[None, None]
-            model_error = np.abs(_plane(after, 0) - model_to_luma(upscaler.run_model(y))[0, 0].numpy()).mean()
-            bicubic_error = np.abs(_plane(after, 0) - model_to_luma(bicubic.run_model(y))[0, 0].numpy()).mean()
+            got = _plane(after, 0)
+            model_error = np.abs(got - model_to_luma(upscaler.run_model(y))[0, 0].numpy()).mean()
+            bicubic_error = np.abs(got - model_to_luma(bicubic.run_model(y))[0, 0].numpy()).mean()
             # within coding error of this model's output (CRF 18: ~2 levels on this noisy
             # random-init output), and far from what plain bicubic would give
             assert model_error < 3.0 and model_error < bicubic_error / 3

@@ -70,7 +70,8 @@ class ColorUpscaler(nn.Module):
     in float32.
     """
 
-    def __init__(self, model: nn.Module, output_uint8: bool = True, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, model: nn.Module, output_uint8: bool = True,
+                 dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.model, self.output_uint8, self.dtype = model, output_uint8, dtype
         self.scale = model.spec.scale
@@ -126,14 +127,14 @@ def _graph(model: nn.Module, fp16: bool, color: str | None) -> tuple[nn.Module, 
         return model, torch.rand(1, 1, 24, 20, dtype=torch.float16 if fp16 else torch.float32), "lr", "hr"
     example = torch.randint(0, 256, (1, 24, 20, 3), dtype=torch.uint8)
     dtype = torch.float16 if fp16 else torch.float32
-    return ColorUpscaler(model, color == "uint8", dtype).eval(), example if color == "uint8" else example.float(), \
-        "rgb", "rgb_hr"
+    example = example if color == "uint8" else example.float()
+    return ColorUpscaler(model, color == "uint8", dtype).eval(), example, "rgb", "rgb_hr"
 
 
 def _torch_onnx_export(module: nn.Module, example: torch.Tensor, target: Path, names: tuple[str, str],
                        axes: dict) -> None:
-    kwargs = dict(input_names=[names[0]], output_names=[names[1]], dynamic_axes=axes, opset_version=OPSET,
-                  do_constant_folding=True)
+    kwargs = {"input_names": [names[0]], "output_names": [names[1]], "dynamic_axes": axes,
+              "opset_version": OPSET, "do_constant_folding": True}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, ~10x faster
     with warnings.catch_warnings():
@@ -155,10 +156,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, fp16: bool = False, c
     """
     mode = _color_mode(color)
     module, example, name_in, name_out = _graph(model, fp16, mode)
-    if mode is None:
-        axes = {name_in: {0: "batch", 2: "height", 3: "width"}, name_out: {0: "batch", 2: "out_height", 3: "out_width"}}
-    else:
-        axes = {name_in: {0: "batch", 1: "height", 2: "width"}, name_out: {0: "batch", 1: "out_height", 2: "out_width"}}
+    h, w = (2, 3) if mode is None else (1, 2)  # NCHW luma planes, NHWC RGB images
+    axes = {name_in: {0: "batch", h: "height", w: "width"},
+            name_out: {0: "batch", h: "out_height", w: "out_width"}}
     path = Path(path)
     with atomic_path(path) as tmp:
         _torch_onnx_export(module, example, tmp, (name_in, name_out), axes)

@@ -176,10 +176,8 @@ def _add_audio_streams(output, streams, source: Path) -> tuple[dict, str]:  # no
 
 
 def _close_quietly(output) -> None:  # noqa: ANN001
-    try:
+    with contextlib.suppress(Exception):  # the error already propagating is the one to report
         output.close()
-    except Exception:  # noqa: BLE001 - the original error is the one to report
-        pass
 
 
 def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike,  # noqa: ANN001
@@ -223,7 +221,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
         count = 0
         bar = contextlib.nullcontext(progress) if progress is not None else \
             Progress(*columns, console=console, transient=True)
-        with atomic_path(target) as tmp, bar as progress:
+        with atomic_path(target) as tmp, bar as shown:
             try:
                 output = av.open(str(tmp), "w")
             except (ValueError, av.error.FFmpegError) as error:
@@ -231,7 +229,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
             try:
                 stream = _add_video_stream(output, rate, width, height, video.time_base, codec, options)
                 audio_plan, audio_note = _add_audio_streams(output, audio_in, source)
-                task = progress.add_task(source.name, total=video.frames or None)
+                task = shown.add_task(source.name, total=video.frames or None)
                 for packet in container.demux(video, *audio_in):
                     if packet.stream.type == "video":
                         for frame in packet.decode():
@@ -240,7 +238,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
                             output.mux(stream.encode(upscale_frame(frame)))
                             count += 1
                             fps = count / max(time.perf_counter() - started, 1e-9)
-                            progress.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
+                            shown.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
                             if on_frame:
                                 on_frame(count)
                     elif packet.stream.index in audio_plan and packet.dts is not None:

@@ -34,8 +34,11 @@ class OnnxRuntimeBackend:
         self.dtype = resolve_dtype(dtype)
         if self.dtype not in (torch.float32, torch.float16):
             raise EdgesrError(f"backend onnxruntime runs float32 or float16, not {dtype}")
-        kind = "cuda" if device in (None, "auto") and "CUDAExecutionProvider" in ort.get_available_providers() \
-            else str(device or "cpu").split(":")[0]
+        available = ort.get_available_providers()
+        if device in (None, "auto"):
+            kind = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+        else:
+            kind = str(device).split(":")[0]
         if kind not in _PROVIDERS or _PROVIDERS[kind] not in ort.get_available_providers():
             raise EdgesrError(f"backend onnxruntime: no {device!r} execution provider here "
                               f"(available: {', '.join(ort.get_available_providers())})")

@@ -50,7 +50,7 @@ ALIGN = 64
 MIN_WINDOW_PIXELS = 20480
 MIN_TILE = 192
 #: Default memory budget for one Upscaler call's working set (model and colour intermediates).
-DEFAULT_BUDGET = int(os.environ.get("EDGESR_MEMORY_BUDGET", 2 * 1024**3))
+DEFAULT_BUDGET = int(os.environ.get("EDGESR_MEMORY_BUDGET", str(2 * 1024**3)))
 
 
 @dataclass(frozen=True)
