@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--ids", choices=("reference", "all"), default="reference")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--resize", choices=("torch", "matlab"), default="torch")
+    parser.add_argument("--backend", choices=("torch", "auto"), default="torch",
+                        help="torch: model forward (reference); auto: fused kernel for one-layer models")
     parser.add_argument("--save", type=Path, default=None, help="write our table (.json/.csv) here")
     parser.add_argument("--load", type=Path, default=None, help="skip evaluation: analyse a saved table")
     args = parser.parse_args()
@@ -96,11 +98,11 @@ def main() -> None:
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("eval", total=len(entries) * count_images(datasets))
-            result = evaluate(entries, datasets, resize=args.resize, progress=lambda n: bar.advance(task, n))
+            result = evaluate(entries, datasets, resize=args.resize, backend=args.backend, progress=lambda n: bar.advance(task, n))
         total = time.perf_counter() - start
         table = result.table
         console.print(f"{len(entries)} models x {count_images(datasets)} images, torch threads"
-                      f" {torch.get_num_threads()}, resize {args.resize}: preparing sets {prepared:.1f} s,"
+                      f" {torch.get_num_threads()}, resize {args.resize}, backend {args.backend}: preparing sets {prepared:.1f} s,"
                       f" evaluating {result.seconds:.1f} s, total {total:.1f} s"
                       f" ({result.seconds / len(entries):.3f} s per model)", highlight=False)
         if args.save is not None:

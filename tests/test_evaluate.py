@@ -235,3 +235,17 @@ def test_official_weights_reproduce_expected_values_on_shared_sets(reference_dir
     for dataset in ("Set5", "Set14"):
         assert means[f"psnr_{dataset}"] <= 0.01
         assert means[f"ssim_{dataset}"] <= 0.0003
+
+
+def test_auto_backend_gives_the_reference_scores(tiny_set, tmp_path):
+    from edgesr.engine import native
+
+    if native.load() is None:
+        pytest.skip(f"fused kernel unavailable: {native.unavailable_reason()}")
+    torch.manual_seed(1)
+    save_weights(create_model("eSR-TM_s2_K5_C4"), tmp_path / "eSR-TM_s2_K5_C4.safetensors")
+    entries = resolve_models([], tmp_path)
+    reference = evaluate(entries, [tiny_set], backend="torch").table["eSR-TM_s2_K5_C4"]
+    fused = evaluate(entries, [tiny_set], backend="auto").table["eSR-TM_s2_K5_C4"]
+    assert fused["psnr_Tiny"] == pytest.approx(reference["psnr_Tiny"], abs=1e-4)
+    assert fused["ssim_Tiny"] == pytest.approx(reference["ssim_Tiny"], abs=1e-6)
