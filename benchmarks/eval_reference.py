@@ -69,7 +69,8 @@ def delta_table(title: str, ours: dict, reference: dict, show_rows: bool = True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ids", choices=("reference", "all"), default="reference")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--resize", choices=("torch", "matlab"), default="torch")
@@ -98,11 +99,13 @@ def main() -> None:
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("eval", total=len(entries) * count_images(datasets))
-            result = evaluate(entries, datasets, resize=args.resize, backend=args.backend, progress=lambda n: bar.advance(task, n))
+            result = evaluate(entries, datasets, resize=args.resize, backend=args.backend,
+                              progress=lambda n: bar.advance(task, n))
         total = time.perf_counter() - start
         table = result.table
         console.print(f"{len(entries)} models x {count_images(datasets)} images, torch threads"
-                      f" {torch.get_num_threads()}, resize {args.resize}, backend {args.backend}: preparing sets {prepared:.1f} s,"
+                      f" {torch.get_num_threads()}, resize {args.resize}, backend {args.backend}:"
+                      f" preparing sets {prepared:.1f} s,"
                       f" evaluating {result.seconds:.1f} s, total {total:.1f} s"
                       f" ({result.seconds / len(entries):.3f} s per model)", highlight=False)
         if args.save is not None:
@@ -124,8 +127,8 @@ def main() -> None:
             spec = ModelSpec.parse(model_id)
             groups.setdefault((spec.family, spec.scale), []).append(model_id)
         for (family, scale), ids in sorted(groups.items()):
-            by_family.add_row(family, str(scale), str(len(ids)), *(
-                f"{np.mean([table[i][f'psnr_{s}'] - paper[i][f'psnr_{s}'] for i in ids]):+.3f}" for s in SETS))
+            offsets = [np.mean([table[i][f"psnr_{s}"] - paper[i][f"psnr_{s}"] for i in ids]) for s in SETS]
+            by_family.add_row(family, str(scale), str(len(ids)), *(f"{o:+.3f}" for o in offsets))
         console.print(by_family)
         rank = Table(title="Spearman rank correlation with the paper's table", box=None)
         for column in ("ids", *(f"{m}_{s}" for s in SETS for m in ("psnr", "ssim"))):

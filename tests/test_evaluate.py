@@ -91,7 +91,8 @@ def test_table_rows_use_the_paper_column_names(tiny_set, tmp_path):
     table = evaluate(["Bicubic_s2", "Bicubic_s3"], [tiny_set, other]).table
     assert list(table) == ["Bicubic_s2", "Bicubic_s3"]
     assert list(table["Bicubic_s2"]) == ["psnr_Tiny", "ssim_Tiny", "psnr_Other", "ssim_Other", "parameters"]
-    assert table["Bicubic_s2"]["parameters"] == sum(p.numel() for p in create_model("Bicubic_s2").parameters())
+    bicubic = create_model("Bicubic_s2")
+    assert table["Bicubic_s2"]["parameters"] == sum(p.numel() for p in bicubic.parameters())
 
 
 def test_set_value_is_the_mean_of_per_image_values_computed_by_hand(tiny_set):
@@ -157,8 +158,8 @@ def test_a_better_model_scores_higher_than_a_worse_one(tiny_set, tmp_path):
     with torch.no_grad():
         broken.filter.weight.zero_()
     save_weights(broken, tmp_path / "eSR-MAX_s2_K3_C1.safetensors")
-    table = evaluate(["Bicubic_s2", ModelEntry("eSR-MAX_s2_K3_C1", tmp_path / "eSR-MAX_s2_K3_C1.safetensors")],
-                     [tiny_set]).table
+    weights = tmp_path / "eSR-MAX_s2_K3_C1.safetensors"
+    table = evaluate(["Bicubic_s2", ModelEntry("eSR-MAX_s2_K3_C1", weights)], [tiny_set]).table
     assert table["Bicubic_s2"]["psnr_Tiny"] > table["eSR-MAX_s2_K3_C1"]["psnr_Tiny"] + 10
 
 
@@ -200,8 +201,9 @@ def test_cli_eval_writes_json_compares_and_saves_images(tiny_set, tmp_path):
     output, images = tmp_path / "r.json", tmp_path / "out"
     reference = tmp_path / "ref.json"
     reference.write_text(json.dumps({"Bicubic_s2": {"psnr_Tiny": 0.0, "ssim_Tiny": 0.0}}))
-    result = CliRunner().invoke(app, ["eval", "Bicubic_s2", "--datasets", str(tiny_set), "--output", str(output),
-                                      "--compare", str(reference), "--save-images", str(images), "--per-image"])
+    result = CliRunner().invoke(app, ["eval", "Bicubic_s2", "--datasets", str(tiny_set),
+                                      "--output", str(output), "--compare", str(reference),
+                                      "--save-images", str(images), "--per-image"])
     assert result.exit_code == 0, result.output
     table = json.loads(output.read_text())
     assert set(table["Bicubic_s2"]) == {"psnr_Tiny", "ssim_Tiny", "parameters"}

@@ -353,7 +353,8 @@ def build_model(entry: ModelEntry) -> nn.Module:
 
 
 @torch.inference_mode()
-def run_model(model: Callable[[torch.Tensor], torch.Tensor], inputs: Sequence[np.ndarray]) -> list[torch.Tensor]:
+def run_model(model: Callable[[torch.Tensor], torch.Tensor],
+              inputs: Sequence[np.ndarray]) -> list[torch.Tensor]:
     """Run a model (or backend) on (H, W) float32 planes; equal shapes go through as one batch.
 
     Returns the raw (sH, sW) outputs in input order.
@@ -477,7 +478,8 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
                         if save_images is not None or lpips_fn is not None:
                             sr_rgb = colour_output(sr_y, image, scale)
                             if save_images is not None:
-                                _save_output(Path(save_images) / entry.id / name / f"{image.name}.png", sr_rgb)
+                                folder = Path(save_images) / entry.id / name
+                                _save_output(folder / f"{image.name}.png", sr_rgb)
                             if lpips_fn is not None:
                                 lp = _lpips_on(lpips_fn, sr_rgb, image, scale)
                         scores.setdefault((entry.id, name), []).append((index + k, image.name, *value, lp))

@@ -88,7 +88,10 @@ def _plan(in_size: tuple[int, int], scale: float | tuple[float, float] | None,
     if size is not None:
         out = (int(size[0]), int(size[1]))
         return [(out[i], out[i] / in_size[i]) for i in range(2)]
-    scales = (float(scale), float(scale)) if np.isscalar(scale) else tuple(map(float, scale))  # type: ignore[arg-type]
+    if np.isscalar(scale):
+        scales = (float(scale), float(scale))  # type: ignore[arg-type]
+    else:
+        scales = tuple(map(float, scale))  # type: ignore[arg-type]
     if min(scales) <= 0:
         raise ValueError(f"imresize scale must be positive, got {scale}")
     out = [output_size((in_size[i],), scales[i])[0] for i in range(2)]
