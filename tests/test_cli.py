@@ -108,3 +108,11 @@ def test_output_folder_that_cannot_be_created_is_reported(tmp_path):
     (tmp_path / "blocker").write_text("a file, not a folder")
     result = runner.invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "blocker" / "out")])
     assert result.exit_code == 1 and "cannot create output folder" in result.output
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    make_image(tmp_path / "a.png")
+    runner.invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out" / "a.png").stat().st_mode) == 0o666 & ~umask
