@@ -317,6 +317,56 @@ def export_command(
     console.print(message, highlight=False)
 
 
+@app.command("train")
+def train_command(
+    model: str = typer.Argument(..., help="Model id to train, e.g. eSR-TM_s2_K7_C16."),
+    data: str = typer.Option("T91,General100", "--data", help="Comma-separated training sets (names or folders)."),
+    val: str = typer.Option("Set5", "--val", help="Comma-separated validation sets, checked every --val-every steps."),
+    steps: int = typer.Option(10000, "--steps", "--iters", help="Optimiser steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pixels (one-layer models, default 8192) or patches (default 32) per step."),
+    patch_size: int = typer.Option(24, "--patch-size", help="LR patch side for patch-trained families."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate (cosine decay)."),
+    loss: str = typer.Option("l2", "--loss", help="l2 or l1."),
+    whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train the first layer in whitened coordinates."),
+    pre_scale: Optional[float] = typer.Option(None, "--pre-scale", help="Shrink training images first (e.g. 0.75 for JPEG sources)."),
+    seed: int = typer.Option(0, "--seed"),
+    val_every: int = typer.Option(1000, "--val-every", help="Steps between validations and checkpoints."),
+    out: Path = typer.Option(Path("."), "--out", "-o", help="Output folder for ID.safetensors, ID.json and the checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed in --out."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
+) -> None:
+    """Train a model id on luma patches with the measured recipe; resumable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edgesr.train import TrainConfig, train
+
+    split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+    try:
+        config = TrainConfig(model, data=split(data), val=split(val), steps=steps, batch_size=batch_size,
+                             patch_size=patch_size, lr=lr, loss=loss, whiten=whiten, pre_scale=pre_scale,
+                             seed=seed, val_every=val_every, device=device, threads=threads)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(config.model_id, total=config.steps, loss=float("nan"), val="-")
+
+            def report(event: dict) -> None:
+                if "val_psnr" in event:
+                    bar.update(task, val=f"{event['val_psnr']:.3f} dB")
+                else:
+                    bar.update(task, completed=event["step"], loss=event["loss"])
+
+            result = train(config, out=out, resume=resume, progress=report)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    record = result.record
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
+    console.print(f"trained {record['id']} for {record['steps']} steps in {record['train_seconds']:.0f} s"
+                  f" ({record['threads']} threads): {metrics}", highlight=False)
+    console.print(f"wrote {result.weights} and {result.sidecar}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

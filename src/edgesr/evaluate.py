@@ -420,7 +420,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     and memory stays at one image (plus the bounded cache of prepared sets).
 
     Args:
-        models: ids or `ModelEntry` (id + weight file).
+        models: ids, `ModelEntry` (id + weight file) or built modules (with ``.spec``).
         datasets: dataset names (catalog) or folders of HR images; the column name is the
             dataset name or the folder's name.
         protocol: "paper" (default) or "standard"; see the module docstring.
@@ -439,7 +439,10 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     """
     start = time.perf_counter()
     protocol = get_protocol(protocol)
-    entries = [m if isinstance(m, ModelEntry) else ModelEntry(ModelSpec.parse(m).id) for m in models]
+    models = list(models)
+    modules = {m.spec.id: m for m in models if isinstance(m, nn.Module)}  # in-memory (training)
+    entries = [m if isinstance(m, ModelEntry) else ModelEntry(m.spec.id if isinstance(m, nn.Module)
+                                                              else ModelSpec.parse(m).id) for m in models]
     if len({e.id for e in entries}) != len(entries):
         raise EdgesrError("a model id is listed twice")
     result = EvalResult()
@@ -453,7 +456,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     names = [resolve_dataset_folder(d)[0] for d in datasets]
     if len(set(names)) != len(names):
         raise EdgesrError(f"two datasets share a column name: {', '.join(names)}")
-    built = [(entry, build_model(entry)) for entry in entries]
+    built = [(entry, modules[entry.id] if entry.id in modules else build_model(entry)) for entry in entries]
     by_scale: dict[int, list[tuple[ModelEntry, Callable[[torch.Tensor], torch.Tensor]]]] = {}
     for entry, model in built:
         by_scale.setdefault(model.spec.scale, []).append((entry, _runner(model, backend)))
