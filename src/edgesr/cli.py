@@ -32,17 +32,30 @@ def fail(message: str) -> "typer.Exit":
 def models_command(
     family: Optional[str] = typer.Option(None, "--family", "-f", help="eSR-MAX, eSR-TM, eSR-TR, eSR-CNN, ESPCN, FSRCNN or Bicubic."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor (2, 3 or 4)."),
+    shipped: bool = typer.Option(False, "--shipped", help="Only the models whose trained weights ship with edgesr, with their measured metrics."),
 ) -> None:
     """List the model ids of the paper's grid with their parameter counts."""
-    from edgesr.models import count_parameters, create_model, list_models
+    from edgesr.models import ModelSpec, count_parameters, create_model, list_models
+    from edgesr.weights import shipped_manifest
 
-    ids = list_models(family=family, scale=scale)
+    manifest = shipped_manifest()
+    if shipped:
+        ids = [i for i in manifest["models"]
+               if (family is None or ModelSpec.parse(i).family.lower() == family.lower())
+               and (scale is None or ModelSpec.parse(i).scale == scale)]
+    else:
+        ids = list_models(family=family, scale=scale)
     if not ids:
-        raise fail(f"no model ids match family={family} scale={scale}")
-    table = Table("id", "family", "scale", "parameters", box=None)
+        raise fail(f"no {'shipped ' if shipped else ''}model ids match family={family} scale={scale}")
+    metric_columns = ["psnr_Set5", "ssim_Set5", "psnr_Set14", "ssim_Set14"] if shipped else []
+    table = Table("id", "family", "scale", "parameters", *metric_columns, box=None)
+    defaults = set(manifest["defaults"].values())
     for model_id in ids:
         model = create_model(model_id)
-        table.add_row(model_id, model.spec.family, str(model.spec.scale), str(count_parameters(model)))
+        metrics = manifest["models"].get(model_id, {}).get("metrics", {})
+        name = f"{model_id} (default)" if shipped and model_id in defaults else model_id
+        table.add_row(name, model.spec.family, str(model.spec.scale), str(count_parameters(model)),
+                      *[f"{metrics[c]:.4f}" if c in metrics else "-" for c in metric_columns])
     console.print(table)
     console.print(f"{len(ids)} models")
 
@@ -59,6 +72,7 @@ def upscale_command(
     color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused or onnxruntime."),
 ) -> None:
     """Upscale images or videos (.mp4, .mkv, ...) with one model; other files in the batch go on when one fails."""
     from edgesr.upscale_files import upscale_files
@@ -66,7 +80,7 @@ def upscale_command(
     try:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=device, dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
-                               console=console)
+                               backend=backend, console=console)
     except EdgesrError as error:
         raise fail(str(error)) from None
     for message in report.errors:

@@ -57,6 +57,7 @@ class TrainConfig:
         lr: peak learning rate (cosine decay to 0, after ``warmup`` linear steps).
         loss: "l2" (MSE, what PSNR measures) or "l1".
         whiten: train the first layer in whitened coordinates (see module docstring).
+        sampling: "auto" (pixels for one-layer models, patches otherwise), "pixels" or "patches".
         pre_scale: shrink training images first (e.g. 0.75 against JPEG artefacts).
         degrade: LR degradation, "matlab" (as evaluation) or "torch".
         seed: fixes initialisation, batches and everything else.
@@ -75,6 +76,7 @@ class TrainConfig:
     warmup: int = 0
     loss: str = "l2"
     whiten: bool = True
+    sampling: str = "auto"
     pre_scale: float | None = None
     degrade: str = "matlab"
     seed: int = 0
@@ -86,18 +88,26 @@ class TrainConfig:
         self.model_id = ModelSpec.parse(self.model_id).id
         if self.loss not in ("l1", "l2"):
             raise EdgesrError(f"loss must be l1 or l2, got {self.loss!r}")
+        if self.sampling not in ("auto", "pixels", "patches"):
+            raise EdgesrError(f"sampling must be auto, pixels or patches, got {self.sampling!r}")
+        if self.sampling == "pixels" and not self._family_is_one_layer():
+            raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:
             raise EdgesrError("steps, val_every and lr must be positive")
         if ModelSpec.parse(self.model_id).family == "Bicubic":
             raise EdgesrError(f"{self.model_id} has no trainable weights (a fixed bicubic kernel)")
 
-    @property
-    def one_layer(self) -> bool:
+    def _family_is_one_layer(self) -> bool:
         return ModelSpec.parse(self.model_id).family in ("eSR-MAX", "eSR-TM", "eSR-TR")
 
     @property
+    def pixel_sampling(self) -> bool:
+        """Train on independent pixels (one GEMM per step) rather than on patches."""
+        return self.sampling == "pixels" or (self.sampling == "auto" and self._family_is_one_layer())
+
+    @property
     def effective_batch_size(self) -> int:
-        return self.batch_size or (8192 if self.one_layer else 32)
+        return self.batch_size or (8192 if self.pixel_sampling else 32)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -213,7 +223,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
         else:
             inverse_root, root = whitening(pixels.batch(0, batch_size=200_000)[0])
         parametrize.register_parametrization(conv, "weight", Whitened(inverse_root, root))
-    if config.one_layer:
+    if config.pixel_sampling:
         def batch_loss(step: int) -> torch.Tensor:
             columns, blocks = pixels.batch(step)
             prediction = model.forward_columns(columns.to(device))

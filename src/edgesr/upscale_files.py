@@ -82,7 +82,8 @@ def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
 def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int = 2,
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
-                  console: Console | None = None, tile: int | None = None) -> BatchReport:
+                  console: Console | None = None, tile: int | None = None,
+                  backend: str = "torch") -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video`; ``tile`` is the
@@ -90,11 +91,18 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
+    from edgesr.weights import shipped_manifest
 
     started = time.perf_counter()
-    model_id = model or default_model(scale)
-    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device,
-                        dtype=dtype, color=color, tile=tile)
+    from edgesr.models import ModelSpec
+
+    model_id = ModelSpec.parse(model or default_model(scale)).id
+    pretrained = weights is None and model_id in shipped_manifest()["models"]
+    if weights is None and not pretrained and not model_id.startswith("Bicubic_"):
+        raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
+                          f" (shipped: {', '.join(sorted(shipped_manifest()['models'])) or 'none'})")
+    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, pretrained=pretrained, device=device,
+                        dtype=dtype, color=color, tile=tile, backend=backend)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     plan = plan_outputs(paths, Path(output))
@@ -150,5 +158,7 @@ def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchRepor
 
 
 def default_model(scale: int) -> str:
-    """The model used when none is named: bicubic until trained weights ship with the package."""
-    return f"Bicubic_s{scale}"
+    """The model used when none is named: the shipped default for the scale, else bicubic."""
+    from edgesr.weights import default_model_id
+
+    return default_model_id(scale)

@@ -21,6 +21,9 @@ from edgesr.errors import EdgesrError
 
 WEIGHT_SUFFIXES = (".safetensors", ".model", ".pt", ".pth")
 
+#: Weights edgesr trained itself and ships inside the package, listed in ``manifest.json``.
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a weight file into a CPU state dict and its metadata (empty for official files)."""
@@ -89,3 +92,30 @@ def save_weights(model: nn.Module, path: str | os.PathLike, record: dict | None 
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
+
+
+def shipped_manifest() -> dict:
+    """The shipped-weights manifest: ``{"models": {id: entry}, "defaults": {scale: id}}``.
+
+    Each entry records the file, its sha256, the training recipe and data, and the PSNR/SSIM
+    measured with ``edgesr eval`` (paper protocol), next to the official weights' on the same
+    images where those were available.
+    """
+    path = SHIPPED_DIR / "manifest.json"
+    if not path.is_file():
+        return {"models": {}, "defaults": {}}
+    return json.loads(path.read_text())
+
+
+def shipped_weights_path(model_id: str) -> Path:
+    """Path of the shipped weights for ``model_id``; a clear error lists what ships."""
+    models = shipped_manifest()["models"]
+    if model_id not in models:
+        listed = ", ".join(sorted(models)) or "none"
+        raise EdgesrError(f"no shipped weights for {model_id}; shipped: {listed} (or pass a weight file)")
+    return SHIPPED_DIR / models[model_id]["file"]
+
+
+def default_model_id(scale: int) -> str:
+    """The model `edgesr upscale` uses for a scale: the shipped default, else bicubic."""
+    return shipped_manifest()["defaults"].get(str(scale), f"Bicubic_s{scale}")

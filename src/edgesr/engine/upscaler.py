@@ -28,6 +28,7 @@ class Upscaler:
     Args:
         model: a model id (``"eSR-TM_s2_K7_C16"``) or a module from `create_model`.
         weights: weight file for an id (official ``.model`` or edgesr ``.safetensors``).
+        pretrained: use the weights shipped with edgesr for the id.
         device: "cpu", "cuda", "cuda:1" or "auto".
         dtype: "float32", "float16" (CUDA) or "bfloat16".
         color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
@@ -49,13 +50,13 @@ class Upscaler:
     def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
                  border: str = "replicate", backend: str = "torch", tile: int | None = None,
-                 memory_budget: int | None = None) -> None:
+                 memory_budget: int | None = None, pretrained: bool = False) -> None:
         if isinstance(model, nn.Module):
-            if weights is not None:
-                raise EdgesrError("pass weights with a model id, not with a built module")
+            if weights is not None or pretrained:
+                raise EdgesrError("pass weights or pretrained with a model id, not with a built module")
             module = model
         else:
-            module = create_model(model, weights=weights)
+            module = create_model(model, weights=weights, pretrained=pretrained)
         if color not in ("ycbcr", "rgb"):
             raise EdgesrError(f"unknown color mode {color!r}; choose ycbcr or rgb")
         if border not in ("replicate", "zero"):

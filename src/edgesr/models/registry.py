@@ -15,6 +15,7 @@ from torch import nn
 from edgesr.models.baselines import ESPCN, FSRCNN
 from edgesr.models.classic import Bicubic
 from edgesr.models.esr import ESRCNN, ESRTM, ESRTR, ESRMax
+from edgesr.errors import EdgesrError
 from edgesr.models.spec import ModelSpec, paper_grid
 
 FAMILIES: dict[str, type[nn.Module]] = {
@@ -28,7 +29,8 @@ FAMILIES: dict[str, type[nn.Module]] = {
 }
 
 
-def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = None) -> nn.Module:
+def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = None,
+                 pretrained: bool = False) -> nn.Module:
     """Build the model named by ``model_id``, optionally loading weights.
 
     Args:
@@ -36,6 +38,8 @@ def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = Non
         weights: path to an official ``.model`` file or an edgesr ``.safetensors`` file; loaded
             with ``strict=True``. Without it the model has its training initialisation (Bicubic:
             the exact bicubic kernel).
+        pretrained: load the weights edgesr trained and ships for this id (``edgesr models
+            --shipped`` lists them).
     Returns:
         an ``nn.Module`` in eval mode, taking (N, 1, H, W) luma in 0..1 to (N, 1, sH, sW); its
         ``spec`` attribute holds the parsed id.
@@ -43,6 +47,12 @@ def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = Non
     spec = model_id if isinstance(model_id, ModelSpec) else ModelSpec.parse(model_id)
     model = FAMILIES[spec.family](spec)
     model.spec = spec
+    if pretrained and weights is not None:
+        raise EdgesrError("pass either weights or pretrained=True, not both")
+    if pretrained and spec.family != "Bicubic":
+        from edgesr.weights import shipped_weights_path
+
+        weights = shipped_weights_path(spec.id)
     if weights is not None:
         from edgesr.weights import load_weights_into
 
