@@ -412,7 +412,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
              protocol: str | Protocol = "paper", resize: str = DEFAULT_RESIZE,
              per_image: bool = False, save_images: str | os.PathLike | None = None,
              lpips: bool = False, progress: Callable[[int], None] | None = None,
-             backend: str = "torch") -> EvalResult:
+             backend: str = "auto") -> EvalResult:
     """Evaluate models on benchmark sets with the given protocol.
 
     Image-major: each image is prepared and its HR statistics computed once, then every model
@@ -430,10 +430,12 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
             model luma with bicubic-upscaled LR chroma; gray files stay gray).
         lpips: add ``lpips_<set>`` columns when LPIPS can run locally (otherwise a note says why).
         progress: called with the number of (model, image) evaluations just done.
-        backend: "torch" runs the module's own forward (the reference); "auto" uses the fused
+        backend: "auto" (default) uses the fused
             C kernel (`edgesr.engine`) for one-layer models when it compiles and passes its
             self-check, with the same zero-padded borders (outputs equal within ~1e-6; measured
-            10-25x faster on Set5+Set14 for eSR-TM/TR/MAX), and torch for the others.
+            10-25x faster on Set5+Set14 for eSR-TM/TR/MAX), and torch for the others; "torch"
+            runs the module's own forward (the reference; PSNRs over all 1185 official files
+            equal within 1e-7 dB).
     Returns:
         an `EvalResult` whose table rows follow the paper's column names, in the models' order.
     """

@@ -292,7 +292,7 @@ def _validate(model: nn.Module, config: TrainConfig) -> dict[str, float]:
     was_training = model.training
     model.eval()
     try:
-        row = evaluate([model], config.val).table[model.spec.id]
+        row = evaluate([model], config.val, backend="torch").table[model.spec.id]  # reads live weights
     finally:
         model.train(was_training)
     return {k: v for k, v in row.items() if k.startswith(("psnr_", "ssim_"))}
