@@ -25,8 +25,8 @@ from pathlib import Path
 
 from edgesr.atomic import write_text_atomic
 from edgesr.evaluate import evaluate
-from edgesr.models import ModelSpec, create_model
-from edgesr.train import TrainConfig, train
+from edgesr.models import create_model
+from edgesr.train import TrainConfig, recipe_for, train
 from edgesr.weights import SHIPPED_DIR
 
 #: The zoo, per scale: best one-layer models, the smallest that beat bicubic, an eSR-CNN, an ESPCN.
@@ -34,18 +34,6 @@ ZOO = [template.format(s=s) for s in (2, 3, 4) for template in (
     "eSR-MAX_s{s}_K3_C2", "eSR-MAX_s{s}_K7_C8", "eSR-TM_s{s}_K7_C16", "eSR-TR_s{s}_K7_C16",
     "eSR-CNN_s{s}_C4_D3_S9", "ESPCN_s{s}_D4_S6")]
 DEFAULTS = {s: f"eSR-TM_s{s}_K7_C16" for s in (2, 3, 4)}
-
-#: The measured recipe per kind of model (see benchmarks/train_recipe.md).
-RECIPES = {
-    "one_layer": {"steps": 10000, "batch_size": 8192, "lr": 3e-3},
-    "deep": {"steps": 20000, "batch_size": 32, "patch_size": 24, "lr": 1e-3},
-}
-
-
-def recipe_for(model_id: str) -> dict:
-    family = ModelSpec.parse(model_id).family
-    return RECIPES["one_layer" if family in ("eSR-MAX", "eSR-TM", "eSR-TR") else "deep"]
-
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -41,6 +41,22 @@ from edgesr.weights import save_weights
 
 CHECKPOINT_VERSION = 1
 
+#: The measured recipe per kind of model (benchmarks/train_recipe.py); `TrainConfig` keywords.
+RECIPES = {
+    "one_layer": {"steps": 10000, "batch_size": 8192, "lr": 3e-3},
+    "deep": {"steps": 20000, "batch_size": 32, "patch_size": 24, "lr": 1e-3},
+}
+
+
+def recipe_for(model_id: str) -> dict:
+    """The shipped recipe for an id as `TrainConfig` keywords (a fresh dict, safe to change).
+
+    >>> recipe_for("eSR-TM_s2_K7_C16")["steps"]
+    10000
+    """
+    family = ModelSpec.parse(model_id).family
+    return dict(RECIPES["one_layer" if family in ("eSR-MAX", "eSR-TM", "eSR-TR") else "deep"])
+
 
 @dataclass
 class TrainConfig:
