@@ -108,6 +108,8 @@ class TrainConfig:
             raise EdgesrError(f"sampling must be auto, pixels or patches, got {self.sampling!r}")
         if self.sampling == "pixels" and not self._family_is_one_layer():
             raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
+        if self.batch_size is None:  # record the effective value, so equal runs compare equal
+            self.batch_size = 8192 if self.pixel_sampling else 32
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:
             raise EdgesrError("steps, val_every and lr must be positive")
         if ModelSpec.parse(self.model_id).family == "Bicubic":
@@ -120,10 +122,6 @@ class TrainConfig:
     def pixel_sampling(self) -> bool:
         """Train on independent pixels (one GEMM per step) rather than on patches."""
         return self.sampling == "pixels" or (self.sampling == "auto" and self._family_is_one_layer())
-
-    @property
-    def effective_batch_size(self) -> int:
-        return self.batch_size or (8192 if self.pixel_sampling else 32)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -232,7 +230,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     model = create_model(spec).train()
     conv = first_conv(model)
     kernel = conv.kernel_size[0]
-    pixels = NeighbourhoodSampler(pairs, spec.scale, kernel, config.effective_batch_size, config.seed)
+    pixels = NeighbourhoodSampler(pairs, spec.scale, kernel, config.batch_size, config.seed)
     if config.whiten:
         if checkpoint is not None:
             inverse_root, root = checkpoint["whitening"]
@@ -245,7 +243,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             prediction = model.forward_columns(columns.to(device))
             return _loss(config.loss, prediction, blocks.to(device))
     else:
-        patches = PatchSampler(pairs, spec.scale, config.patch_size, config.effective_batch_size, config.seed)
+        patches = PatchSampler(pairs, spec.scale, config.patch_size, config.batch_size, config.seed)
 
         def batch_loss(step: int) -> torch.Tensor:
             low, high = patches.batch(step)
