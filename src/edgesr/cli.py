@@ -381,6 +381,144 @@ def train_command(
     console.print(f"wrote {result.weights} and {result.sidecar}", highlight=False)
 
 
+@app.command("search")
+def search_command(
+    ids: Optional[list[str]] = typer.Argument(None, help="Model ids (added to the other selections)."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="paper: the paper's 1185 ids (the filters narrow it)."),
+    family: Optional[str] = typer.Option(None, "--family", "-f", help="Families, comma-separated (eSR-MAX,eSR-TM,...)."),
+    scale: Optional[str] = typer.Option(None, "--scale", "-s", help="Scales, e.g. 2 or 2,3 (default 2,3,4)."),
+    k: Optional[str] = typer.Option(None, "--K", help="Filter sizes, e.g. 3,5,7."),
+    c: Optional[str] = typer.Option(None, "--C", help="Channels, e.g. 1-16 or 1,2,4,8,16."),
+    d: Optional[str] = typer.Option(None, "--D", help="First-layer widths (eSR-CNN, ESPCN, FSRCNN)."),
+    s_width: Optional[str] = typer.Option(None, "--S", help="Second-layer widths (eSR-CNN, ESPCN, FSRCNN)."),
+    m: Optional[str] = typer.Option(None, "--M", help="FSRCNN mapping depths."),
+    ids_file: Optional[Path] = typer.Option(None, "--ids", help="File of model ids, one per line (# comments)."),
+    store: Path = typer.Option(Path("search.sqlite"), "--store", help="Results store (SQLite); reruns resume it."),
+    datasets: str = typer.Option("Set5,Set14", "--datasets", "-d", help="Evaluation sets (names or folders); the first also validates training."),
+    train_data: str = typer.Option("T91,General100", "--train-data", help="Training sets (names or folders)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Override the recipe's training steps (quick runs)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Folder of <id>.safetensors/<id>.model to evaluate instead of training."),
+    bench_size: str = typer.Option("1080x1920", "--bench-size", help="Output size HxW of the speed measurement."),
+    bench_repeats: int = typer.Option(5, "--bench-repeats", help="Timed runs per model (median)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (training and speed)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads for the speed measurement."),
+    workers: int = typer.Option(1, "--workers", help="Parallel train+eval tasks (process pool, or Ray CPUs)."),
+    executor: str = typer.Option("local", "--executor", help="local or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the ids whose last attempt failed."),
+    bicubic: bool = typer.Option(True, "--bicubic/--no-bicubic", help="Add Bicubic_s<scale> rows (the plots' reference point)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Training checkpoints and weights (default: <store>.work beside the store)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Then write the store's rows in the paper's format (.json or .csv)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the selected ids."),
+) -> None:
+    """Exhaustive search: train (or load), evaluate and bench every selected id into a resumable store.
+
+    With only --store and --export, writes the store's table and exits.
+    """
+    from edgesr.search import SearchSettings, export_store, run_search, select_ids, with_bicubic
+    from edgesr.search.console import SearchProgress
+    from edgesr.search.grid import parse_values
+    from edgesr.search.runner import default_train_threads
+
+    split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+    try:
+        out_h, out_w = (int(v) for v in bench_size.lower().split("x"))
+    except ValueError:
+        raise fail(f"--bench-size {bench_size!r}: expected HxW, e.g. 1080x1920") from None
+    try:
+        fields = {name: parse_values(text) for name, text in
+                  {"K": k, "C": c, "D": d, "S": s_width, "M": m}.items() if text is not None}
+        selected = select_ids(grid, split(family) if family else None, parse_values(scale) if scale else None,
+                              fields, ids or [], ids_file)
+        if not selected and export is None:
+            raise EdgesrError("no models selected: use --grid paper, filters (--family, --scale, --K, --C, ...),"
+                              " --ids FILE or ids")
+        if selected and bicubic:
+            selected = with_bicubic(selected)
+        if dry_run:
+            console.print("\n".join(selected), highlight=False)
+            console.print(f"{len(selected)} ids", highlight=False)
+            return
+        if selected:
+            parallel = workers > 1 or executor == "ray"
+            settings = SearchSettings(split(datasets), split(train_data), steps=steps,
+                                      weights=str(weights) if weights else None, bench_size=(out_h, out_w),
+                                      bench_repeats=bench_repeats, device=device, threads=threads,
+                                      train_threads=default_train_threads(workers) if parallel else None)
+            with SearchProgress(err_console) as progress:
+                report = run_search(selected, store, settings, executor=executor, workers=workers, address=address,
+                                    retry_failed=retry_failed, work_dir=work_dir, report=progress)
+            console.print(f"{len(report.done)} done, {len(report.failed)} failed, {report.skipped_done} already"
+                          f" done, {report.skipped_failed} failed before (--retry-failed runs them) in"
+                          f" {report.seconds:.1f} s; store {store}", highlight=False)
+        if export is not None:
+            path, rows = export_store(store, export)
+            console.print(f"wrote {rows} rows to {path}", highlight=False)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+
+
+@app.command("pareto")
+def pareto_command(
+    inputs: list[Path] = typer.Argument(..., help="Search stores (SQLite) and/or tables in the paper's format (.json/.csv)."),
+    x: str = typer.Option("speed_cpu", "--x", help="Speed column; comma-separated: each input uses the first it has (e.g. speed_cpu,speed_MaxQ)."),
+    y: str = typer.Option("psnr_Set5", "--y", help="Quality column(s), as --x."),
+    scale: Optional[str] = typer.Option(None, "--scale", "-s", help="Only these scales, e.g. 2 or 2,3."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for pareto_x<s>.png, pareto.html and fronts.json."),
+) -> None:
+    """Pareto fronts of quality vs speed per scale; plots like the paper's Figure 1 and an interactive page."""
+    import json
+
+    from edgesr.atomic import write_text_atomic
+    from edgesr.search.console import front_tables
+    from edgesr.search.grid import parse_values
+    from edgesr.search.page import write_html
+    from edgesr.search.pareto import analyse, fronts_table, load_sources
+
+    split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+    try:
+        analysis = analyse(load_sources(inputs), split(x), split(y), parse_values(scale) if scale else None)
+        if not analysis.panels:
+            raise EdgesrError("no rows with both axes to plot")
+        written = []
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                from edgesr.search.plots import write_pngs
+
+                written += write_pngs(analysis, out)
+            except EdgesrError as error:  # matplotlib missing: the page and data still get written
+                analysis.notes.append(f"no PNG: {error}")
+            written.append(write_html(analysis, out / "pareto.html"))
+            write_text_atomic(out / "fronts.json", json.dumps(fronts_table(analysis), indent=1) + "\n")
+            written.append(out / "fronts.json")
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    for table in front_tables(analysis):
+        console.print(table)
+    for note in analysis.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+    if written:
+        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+
+
+@app.command("explain")
+def explain_command(
+    model: str = typer.Argument(..., help="Model id (eSR-MAX/TM/TR: filters and maps; eSR-CNN: maps)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image whose template maps to show (default: a Siemens star)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (PNG files, orientation.csv, index.html)."),
+) -> None:
+    """Show what a model learned: filters per channel and phase, spectra, directions, template maps."""
+    from edgesr.explain import explain
+
+    try:
+        report = explain(model, out, weights=weights, image=image)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    console.print(f"wrote {len(report.files)} files and {report.index}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
