@@ -115,7 +115,7 @@ def test_html_page_embeds_every_point_with_all_its_metrics(tmp_path):
     analysis = analyse([Source("mine", TABLE)])
     path = write_html(analysis, tmp_path / "pareto.html")
     page = path.read_text()
-    points = json.loads(re.search(r"const POINTS = (\[.*?\]);", page, re.S).group(1))
+    points = json.loads(re.search(r"const POINTS = (\[.*?\]);", page, re.DOTALL).group(1))
     assert len(points) == len(TABLE)
     by_id = {p["id"]: p for p in points}
     assert by_id["eSR-TR_s2_K7_C16"]["front"] and not by_id["eSR-TM_s2_K5_C2"]["front"]

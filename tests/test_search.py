@@ -174,9 +174,8 @@ def test_store_refuses_a_run_with_other_settings(searched, data):
 
 def test_a_second_search_on_the_same_store_is_refused(tmp_path, data, weights_folder):
     store = tmp_path / "s.sqlite"
-    with store_lock(tmp_path / "s.work"):
-        with pytest.raises(EdgesrError, match="another search"):
-            run_search(["eSR-MAX_s2_K3_C2"], store, quick_settings(data, weights=str(weights_folder)))
+    with store_lock(tmp_path / "s.work"), pytest.raises(EdgesrError, match="another search"):
+        run_search(["eSR-MAX_s2_K3_C2"], store, quick_settings(data, weights=str(weights_folder)))
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path, data):
@@ -298,3 +297,19 @@ def test_cli_search_with_weights_then_export(tmp_path, data, weights_folder):
 def test_cli_search_without_a_selection_is_one_clear_error():
     result = CliRunner().invoke(app, ["search"])
     assert result.exit_code == 1 and "no models selected" in result.output
+
+
+def test_ctrl_c_during_an_id_stops_the_search_instead_of_recording_a_failure(tmp_path, data, monkeypatch):
+    from edgesr.search import runner
+
+    def interrupted_training(*args, **kwargs):
+        runner._interrupted.set()  # what the SIGINT handler does before training turns it into an error
+        raise EdgesrError("interrupted at step 3; the last checkpoint resumes with --resume")
+
+    monkeypatch.setattr(runner, "obtain_weights", interrupted_training)
+    store = tmp_path / "c.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        run_search(["eSR-MAX_s2_K3_C1"], store, quick_settings(data))
+    runner._interrupted.clear()
+    with ResultsStore(store, readonly=True) as results:
+        assert results.statuses() == {}

@@ -405,8 +405,8 @@ def _write_index(model: torch.nn.Module, out: Path, report: ExplainReport, weigh
         return (f"<figure><a href='{esc(name)}'><img src='{esc(name)}' alt='{esc(caption)}'></a>"
                 f"<figcaption>{esc(caption)}</figcaption></figure>")
 
-    sections = [f"<h1>{esc(spec.id)}</h1><p>{count_parameters(model)} parameters; weights:"
-                f" {esc(str(weights) if weights else 'initialisation (no weights given)')}</p>"]
+    sections = [(f"<h1>{esc(spec.id)}</h1><p>{count_parameters(model)} parameters; weights:"
+                 f" {esc(str(weights) if weights else 'initialisation (no weights given)')}</p>")]
     if spec.family in PARTS:
         parts = PARTS[spec.family]
         sections.append("<h2>Filters</h2><p>Rows: channel c; columns: sub-pixel phase (i, j) of the"

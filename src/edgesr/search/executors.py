@@ -154,7 +154,7 @@ class RayExecutor:
 
 
 def make_executor(kind: str = "local", workers: int = 1, address: str | None = None,
-                  train_threads: int | None = None, report: Reporter | None = None):  # noqa: ANN201
+                  train_threads: int | None = None, report: Reporter | None = None):
     """The executor for ``--executor`` / ``--workers`` / ``--address``."""
     if kind == "local":
         if address is not None:

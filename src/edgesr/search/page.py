@@ -84,8 +84,8 @@ def panel_svg(panel: Panel, first_point: int) -> str:
     def sy(v: float) -> float:
         return top + plot_h * (1.0 - (v - y_low) / (y_high - y_low))
 
-    parts = [f'<svg class="panel" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"'
-             f' role="img" aria-label="{html.escape(panel.source)} x{panel.scale}">',
+    parts = [(f'<svg class="panel" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"'
+              f' role="img" aria-label="{html.escape(panel.source)} x{panel.scale}">'),
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="white" stroke="#999"/>']
     for v in log_ticks(x_low, x_high):
         parts.append(f'<line x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{top}" y2="{top + plot_h}" class="grid"/>'

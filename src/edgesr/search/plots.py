@@ -8,6 +8,7 @@ both beat bicubic on both axes).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ FAMILY_STYLE: dict[str, tuple[str, str]] = {
 }
 
 
-def _pyplot():  # noqa: ANN202
+def _pyplot():
     try:
         import matplotlib
     except ImportError:
@@ -54,7 +55,7 @@ def staircase(panel: Panel) -> tuple[list[float], list[float]]:
     points = sorted(panel.front_points(), key=lambda p: p.x)
     xs: list[float] = []
     ys: list[float] = []
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         faster_is_right = direction(panel.x) == "max"
         xs += [a.x, a.x] if faster_is_right else [a.x, b.x]
         ys += [a.y, b.y] if faster_is_right else [a.y, a.y]
@@ -87,7 +88,7 @@ def plot_scale(panels: list[Panel], path: str | os.PathLike, title: str | None =
     return path
 
 
-def _draw(ax, panel: Panel) -> None:  # noqa: ANN001
+def _draw(ax, panel: Panel) -> None:
     on_front = set(panel.front)
     for family, (marker, colour) in FAMILY_STYLE.items():
         if family == "Bicubic":

@@ -122,7 +122,7 @@ def weight_file(model_id: str, folder: str | os.PathLike) -> Path | None:
     return None
 
 
-def train_config(model_id: str, settings: SearchSettings):  # noqa: ANN201 - TrainConfig, lazily imported
+def train_config(model_id: str, settings: SearchSettings):
     """The `TrainConfig` of an id: the shipped recipe, ``steps`` overridden, validation on the
     first evaluation set every tenth of the run (at most every 1000 steps)."""
     from edgesr.train import TrainConfig, recipe_for
@@ -202,11 +202,17 @@ def prepare(model_id: str, settings: SearchSettings, work_dir: str | os.PathLike
 
 def measure_speed(model_id: str, settings: SearchSettings) -> tuple[dict, dict]:
     """Bench one id on this machine -> (speed columns, info). Speed does not depend on weights."""
+    import torch
+
     from edgesr.bench import bench
 
     started = time.perf_counter()
-    rows, info = bench([model_id], backend="auto", device=settings.device, threads=settings.threads,
-                       repeats=settings.bench_repeats, size=tuple(settings.bench_size), baselines=False)
+    threads = torch.get_num_threads()
+    try:
+        rows, info = bench([model_id], backend="auto", device=settings.device, threads=settings.threads,
+                           repeats=settings.bench_repeats, size=tuple(settings.bench_size), baselines=False)
+    finally:
+        torch.set_num_threads(threads)  # bench sets its own; training in this process keeps the default
     row = rows[model_id]
     suffix = str(info["device"]).split(":")[0]
     columns = {f"{name}_{suffix}": row[f"{name}_{suffix}"] for name in BENCH_COLUMNS
@@ -275,8 +281,7 @@ def default_work_dir(store: str | os.PathLike) -> Path:
 def store_lock(work_dir: Path) -> Iterator[None]:
     """Hold ``<work_dir>/.lock`` (released by the OS even on ``kill -9``)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(work_dir / ".lock", "a+")
-    try:
+    with open(work_dir / ".lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -288,8 +293,6 @@ def store_lock(work_dir: Path) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
-    finally:
-        handle.close()
 
 
 def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSettings, executor: str = "local",
@@ -363,7 +366,7 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
     return outcome
 
 
-def _record_failure(results, outcome: SearchReport, model_id: str, error: str, info: dict,  # noqa: ANN001
+def _record_failure(results, outcome: SearchReport, model_id: str, error: str, info: dict,
                     emit: Reporter) -> None:
     results.put_failed(model_id, error, info)
     outcome.failed[model_id] = error

@@ -64,6 +64,8 @@ class ResultsStore:
     def __init__(self, path: str | os.PathLike, readonly: bool = False) -> None:
         self.path = Path(path)
         if readonly:
+            if not self.path.is_file():
+                raise EdgesrError(f"{self.path}: no such results store")
             if not is_sqlite_file(self.path):
                 raise EdgesrError(f"{self.path}: not a results store (SQLite file)")
             uri = f"file:{self.path.resolve()}?mode=ro"
