@@ -506,7 +506,7 @@ def pareto_command(
 def explain_command(
     model: str = typer.Argument(..., help="Model id (eSR-MAX/TM/TR: filters and maps; eSR-CNN: maps)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
-    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image whose template maps to show (default: a Siemens star)."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Image whose template maps to show, as the LR input (centre 384x384 crop; default: a Siemens star)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (PNG files, orientation.csv, index.html)."),
 ) -> None:
     """Show what a model learned: filters per channel and phase, spectra, directions, template maps."""

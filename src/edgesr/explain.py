@@ -267,7 +267,7 @@ def explain(model: str | torch.nn.Module, out: str | os.PathLike, weights: str |
     if isinstance(model, (str, ModelSpec)):
         module = create_model(model, weights=weights)
     else:
-        module = model
+        module, weights = model, weights or "the module given"
     spec: ModelSpec = module.spec
     if spec.family not in (*PARTS, "eSR-CNN"):
         raise EdgesrError(f"{spec.id}: explain supports eSR-MAX, eSR-TM, eSR-TR (filters and maps) and"

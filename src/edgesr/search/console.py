@@ -42,6 +42,11 @@ class SearchProgress:
         elif kind == "stage":
             self._stage(event)
         elif kind == "finished":
+            if event["status"] == "done":
+                row = event.get("row", {})
+                metrics = "  ".join(f"{k} {v:.4f}" if k.startswith("psnr_") else f"{k} {v:.1f}"
+                                    for k, v in row.items() if k.startswith(("psnr_", "speed_")))
+                self.progress.console.print(f"[green]done[/green] {event['id']}  {metrics}", highlight=False)
             if event["status"] == "failed":
                 self.failed += 1
                 self.progress.console.print(f"[red]failed[/red] {event['id']}: {event.get('error', '')}",

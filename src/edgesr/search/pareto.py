@@ -166,6 +166,9 @@ def analyse(sources: Sequence[Source], x: Sequence[str] = ("speed_cpu",), y: Seq
             analysis.notes.append(f"{source.name}: {unparsed} rows are not model ids and were left out")
         for scale in sorted(set(by_scale) | set(skipped)):
             points = by_scale.get(scale, [])
+            if not points:
+                analysis.notes.append(f"{source.name} x{scale}: no row has both {x_column} and {y_column}")
+                continue
             front = pareto_front([(p.id, p.x, p.y) for p in points], direction(x_column), direction(y_column))
             bicubic = next((p for p in points if p.family == "Bicubic"), None)
             if bicubic is None:

@@ -16,6 +16,7 @@ A lock file keeps two searches off one store.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -311,7 +312,8 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
         work_dir: training outputs (default `default_work_dir`); with Ray on several machines
             it must be a shared folder, as must the datasets and weights.
         report: called with progress events: {"event": "start", "total", "ids"},
-            {"event": "stage", "id", "stage", ...} and {"event": "finished", "id", "status"}.
+            {"event": "stage", "id", "stage", ...} and {"event": "finished", "id", "status", "row" or
+            "error"}.
     Returns:
         a `SearchReport`.
     """
@@ -342,7 +344,7 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
             results.put_done(model_id, {**row, **columns}, info)
             _drop_checkpoint(work, model_id)
             outcome.done.append(model_id)
-            emit({"event": "finished", "id": model_id, "status": "done"})
+            emit({"event": "finished", "id": model_id, "status": "done", "row": {**row, **columns}})
 
         for model_id, (row, info) in results.evaluated().items():
             if model_id in pending:
@@ -350,8 +352,8 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
         sequential = executor == "local" and workers <= 1
         runner = make_executor(executor, workers=workers, address=address,
                                train_threads=settings.train_threads, report=emit if sequential else None)
-        with runner:
-            for result in runner.map(todo, settings, str(work)):
+        with runner if todo else contextlib.nullcontext():
+            for result in runner.map(todo, settings, str(work)) if todo else ():
                 if result.error is not None:
                     _record_failure(results, outcome, result.id, result.error, result.info, emit)
                 elif sequential:
