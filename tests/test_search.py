@@ -214,6 +214,21 @@ def test_weights_that_do_not_fit_fail_with_the_file_named(tmp_path, data, weight
     assert "eSR-TM_s2_K3_C4.safetensors" in report.failed["eSR-TM_s2_K3_C4"]
 
 
+def test_an_id_evaluated_before_a_stop_is_only_benched_on_resume(tmp_path, data, weights_folder):
+    store = tmp_path / "e.sqlite"
+    settings = quick_settings(data, weights=str(weights_folder))
+    with ResultsStore(store) as results:  # as a parallel run leaves it when stopped before its bench phase
+        results.bind_settings(settings.identity())
+        results.put_evaluated("eSR-MAX_s2_K3_C2", {"psnr_Tiny": 12.5, "parameters": 18}, {"pid": 1})
+        assert results.table() == {}  # not exported until complete
+    report = run_search(["eSR-MAX_s2_K3_C2"], store, settings)
+    assert report.done == ["eSR-MAX_s2_K3_C2"]
+    with ResultsStore(store, readonly=True) as results:
+        row = results.table()["eSR-MAX_s2_K3_C2"]
+        assert row["psnr_Tiny"] == 12.5 and row["speed_cpu"] > 0  # kept, not evaluated again
+        assert results.record("eSR-MAX_s2_K3_C2")["info"]["pid"] == 1
+
+
 # --- kill -9 and resume ------------------------------------------------------------------------
 
 def _done_ids(store: Path) -> list[str]:
