@@ -50,7 +50,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 def quick_settings(data: dict[str, Path], **changes: object) -> SearchSettings:
     values = {"datasets": [str(data["eval"])], "train_data": [str(data["train"])], "steps": 300,
-              "bench_size": (32, 32), "bench_repeats": 2, "threads": 1}
+              "bench_size": (32, 32), "bench_repeats": 2, "threads": 1, "train_threads": 1}
     return SearchSettings(**{**values, **changes})
 
 
@@ -245,7 +245,7 @@ def test_killed_search_resumes_without_lost_or_duplicated_rows(tmp_path, data):
     store, work = tmp_path / "k.sqlite", tmp_path / "k.work"
     command = [sys.executable, "-m", "edgesr.cli", "search", *TRAINED, "--store", str(store),
                "--datasets", str(data["eval"]), "--train-data", str(data["train"]), "--steps", "400",
-               "--bench-size", "32x32", "--bench-repeats", "2", "--threads", "1"]
+               "--bench-size", "32x32", "--bench-repeats", "2", "--threads", "1", "--train-threads", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     victim = None
     deadline = time.monotonic() + 120

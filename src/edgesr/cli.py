@@ -402,6 +402,7 @@ def search_command(
     bench_repeats: int = typer.Option(5, "--bench-repeats", help="Timed runs per model (median)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (training and speed)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads for the speed measurement."),
+    train_threads: Optional[int] = typer.Option(None, "--train-threads", help="Torch threads per training task (default: all cores, or cores / --workers)."),
     workers: int = typer.Option(1, "--workers", help="Parallel train+eval tasks (process pool, or Ray CPUs)."),
     executor: str = typer.Option("local", "--executor", help="local or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
@@ -444,7 +445,8 @@ def search_command(
             settings = SearchSettings(split(datasets), split(train_data), steps=steps,
                                       weights=str(weights) if weights else None, bench_size=(out_h, out_w),
                                       bench_repeats=bench_repeats, device=device, threads=threads,
-                                      train_threads=default_train_threads(workers) if parallel else None)
+                                      train_threads=train_threads or (default_train_threads(workers) if parallel
+                                                                      else None))
             with SearchProgress(err_console) as progress:
                 report = run_search(selected, store, settings, executor=executor, workers=workers, address=address,
                                     retry_failed=retry_failed, work_dir=work_dir, report=progress)

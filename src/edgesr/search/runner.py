@@ -53,7 +53,8 @@ class SearchSettings:
         bench_repeats: timed runs per model (medians reported).
         device: where training and speed run ("cpu", "cuda", "auto").
         threads: torch threads for the speed measurement (None: this machine's default).
-        train_threads: torch threads per training task (None: cores / workers).
+        train_threads: torch threads per train + eval task (None: torch's default; the CLI
+            gives each of N parallel workers cores / N).
         seed: training seed.
     """
 
@@ -236,9 +237,10 @@ def attempt_prepare(model_id: str, settings: SearchSettings, work_dir: str,
 
     A Ctrl-C in the driver's own process still stops the search (it is not an id's failure).
     """
-    if settings.train_threads:
-        import torch
+    import torch
 
+    threads = torch.get_num_threads()
+    if settings.train_threads:
         torch.set_num_threads(settings.train_threads)
     try:
         row, info = prepare(model_id, settings, work_dir, report)
@@ -246,6 +248,8 @@ def attempt_prepare(model_id: str, settings: SearchSettings, work_dir: str,
         if _interrupted.is_set():
             raise KeyboardInterrupt from None
         return Outcome(model_id, None, {"host": platform.node()}, describe(error))
+    finally:
+        torch.set_num_threads(threads)
     return Outcome(model_id, row, info)
 
 
