@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from edgesr import create_model
 from edgesr.cli import app
+from edgesr.weights import default_model_id
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def test_upscale_file_into_new_folder(tmp_path):
     result = runner.invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "a.png").size == (24, 20)
-    assert "upscaled 1 image x2 with Bicubic_s2" in result.output
+    assert f"upscaled 1 image x2 with {default_model_id(2)}" in result.output
 
 
 def test_upscale_single_input_to_a_file_name(tmp_path):

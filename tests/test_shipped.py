@@ -1,0 +1,69 @@
+"""Shipped weights: what the manifest promises is what the files give."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgesr
+from edgesr import EdgesrError, create_model
+from edgesr.weights import SHIPPED_DIR, default_model_id, read_state_dict, shipped_manifest
+
+MANIFEST = shipped_manifest()
+SHIPPED = sorted(MANIFEST["models"])
+
+
+def test_something_ships_for_every_scale():
+    assert {2, 3, 4} <= {edgesr.ModelSpec.parse(i).scale for i in SHIPPED}
+    for scale in (2, 3, 4):
+        assert default_model_id(scale) in SHIPPED
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_file_matches_its_manifest_entry(model_id):
+    entry = MANIFEST["models"][model_id]
+    path = SHIPPED_DIR / entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    _, metadata = read_state_dict(path)
+    assert metadata["model_id"] == model_id
+    model = create_model(model_id, pretrained=True)  # strict load
+    assert model.spec.id == model_id
+    assert {"psnr_Set5", "psnr_Set14", "ssim_Set5", "ssim_Set14"} <= set(entry["metrics"])
+    assert entry["recipe"]["model_id"] == model_id
+
+
+def test_ids_without_shipped_weights_say_what_ships():
+    with pytest.raises(EdgesrError, match="no shipped weights for eSR-TM_s2_K3_C1; shipped: "):
+        create_model("eSR-TM_s2_K3_C1", pretrained=True)
+
+
+def test_the_package_with_its_weights_stays_under_5_mb():
+    root = Path(edgesr.__file__).parent
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert size < 5 * 1024 * 1024
+
+
+def test_upscale_default_uses_the_shipped_model(tmp_path):
+    from edgesr.engine import Upscaler
+    from edgesr.upscale_files import default_model
+
+    assert default_model(2) == default_model_id(2) != "Bicubic_s2"
+    image = np.random.default_rng(0).integers(0, 256, (6, 5, 3)).astype(np.uint8)
+    assert Upscaler(default_model(3), pretrained=True).upscale(image).shape == (18, 15, 3)
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_metrics_are_reproduced_and_match_the_official_weights(model_id, reference_dir, datasets_dir):
+    from edgesr.evaluate import evaluate
+
+    entry = MANIFEST["models"][model_id]
+    sets = [str(datasets_dir / "Set5"), str(datasets_dir / "Set14")]
+    ours = evaluate([create_model(model_id, pretrained=True)], sets).table[model_id]
+    theirs = evaluate([create_model(model_id, weights=reference_dir / "weights" / f"{model_id}.model")],
+                      sets).table[model_id]
+    for name in ("Set5", "Set14"):
+        assert ours[f"psnr_{name}"] == pytest.approx(entry["metrics"][f"psnr_{name}"], abs=1e-3)
+        assert ours[f"psnr_{name}"] >= theirs[f"psnr_{name}"] - 0.05, name
