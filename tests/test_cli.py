@@ -117,3 +117,10 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "out" / "a.png").stat().st_mode) == 0o666 & ~umask
+
+
+def test_models_shipped_lists_trained_weights_with_their_metrics():
+    result = runner.invoke(app, ["models", "--shipped", "--scale", "2"])
+    assert result.exit_code == 0
+    assert f"{default_model_id(2)} *" in result.output and "Set14 dB" in result.output
+    assert "_s3_" not in result.output

@@ -47,15 +47,27 @@ def models_command(
         ids = list_models(family=family, scale=scale)
     if not ids:
         raise fail(f"no {'shipped ' if shipped else ''}model ids match family={family} scale={scale}")
-    metric_columns = ["psnr_Set5", "ssim_Set5", "psnr_Set14", "ssim_Set14"] if shipped else []
-    table = Table("id", "family", "scale", "parameters", *metric_columns, box=None)
     defaults = set(manifest["defaults"].values())
-    for model_id in ids:
-        model = create_model(model_id)
-        metrics = manifest["models"].get(model_id, {}).get("metrics", {})
-        name = f"{model_id} (default)" if shipped and model_id in defaults else model_id
-        table.add_row(name, model.spec.family, str(model.spec.scale), str(count_parameters(model)),
-                      *[f"{metrics[c]:.4f}" if c in metrics else "-" for c in metric_columns])
+    if shipped:
+        columns = {"psnr_Set5": "Set5 dB", "ssim_Set5": "Set5 SSIM", "psnr_Set14": "Set14 dB",
+                   "ssim_Set14": "Set14 SSIM"}
+        table = Table(box=None)
+        table.add_column("id (* default)", no_wrap=True)
+        for header in ("parameters", *columns.values()):
+            table.add_column(header, justify="right", no_wrap=True)
+        for model_id in ids:
+            metrics = manifest["models"][model_id].get("metrics", {})
+            name = f"{model_id} *" if model_id in defaults else model_id
+            table.add_row(name, str(count_parameters(create_model(model_id))),
+                          *[f"{metrics[c]:.4f}" if c in metrics else "-" for c in columns])
+    else:
+        table = Table(box=None)
+        table.add_column("id", no_wrap=True)
+        for header in ("family", "scale", "parameters"):
+            table.add_column(header, no_wrap=True)
+        for model_id in ids:
+            model = create_model(model_id)
+            table.add_row(model_id, model.spec.family, str(model.spec.scale), str(count_parameters(model)))
     console.print(table)
     console.print(f"{len(ids)} models")
 
