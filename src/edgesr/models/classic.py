@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgesr.models.spec import ModelSpec
-
-
-def cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
-    """Keys' cubic convolution kernel; a = -0.5 is MATLAB/Pillow, a = -0.75 is OpenCV/PyTorch."""
-    x = x.abs()
-    x2, x3 = x * x, x * x * x
-    near = (a + 2) * x3 - (a + 3) * x2 + 1
-    far = a * x3 - 5 * a * x2 + 8 * a * x - 4 * a
-    return torch.where(x <= 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
+from edgesr.resize import cubic  # Keys' kernel: a = -0.5 is MATLAB/Pillow, a = -0.75 OpenCV/PyTorch
 
 
 def transposed_geometry(scale: int) -> tuple[int, int, int]:
@@ -53,7 +46,7 @@ def bicubic_kernel(scale: int, a: float = -0.5, dtype: torch.dtype = torch.float
     """
     size, padding, _ = transposed_geometry(scale)
     centre = padding - 0.5 + scale / 2
-    taps = cubic((torch.arange(size, dtype=torch.float64) - centre) / scale, a)
+    taps = torch.from_numpy(cubic((np.arange(size) - centre) / scale, a))
     return torch.outer(taps, taps).to(dtype)
 
 
