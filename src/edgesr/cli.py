@@ -6,7 +6,6 @@ Every user-facing failure is an `EdgesrError`; `main` prints it as one red line 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 

@@ -36,7 +36,6 @@ from torch.nn.utils import parametrize
 from edgesr.atomic import atomic_path, write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model
-from edgesr.models.esr import OneLayerSR
 from edgesr.weights import save_weights
 
 CHECKPOINT_VERSION = 1

@@ -7,7 +7,6 @@ go on; outputs are written atomically and never replace an input.
 from __future__ import annotations
 
 import glob
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
