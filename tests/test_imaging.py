@@ -77,3 +77,14 @@ def test_model_output_maps_back_clipped_to_studio_range():
 def test_mod_crop_keeps_the_top_left():
     image = np.arange(7 * 5).reshape(7, 5)
     assert np.array_equal(mod_crop(image, 3), image[:6, :3])
+
+
+def test_read_pixels_gives_0_to_255_floats_without_alpha_for_any_depth(tmp_path):
+    from edgesr.imaging import read_pixels
+
+    rgba16 = np.zeros((2, 3, 4), np.uint16)
+    rgba16[..., 0] = 65535
+    write_image(tmp_path / "a.png", rgba16)
+    pixels = read_pixels(tmp_path / "a.png")
+    assert pixels.shape == (2, 3, 3) and pixels.dtype == np.float64
+    np.testing.assert_allclose(pixels[..., 0], 255.0)

@@ -37,12 +37,10 @@ from torch import nn
 
 from edgesr.errors import EdgesrError
 from edgesr.imaging import (
-    is_image_path,
     luma_to_model,
-    max_value,
     mod_crop,
+    read_pixels,
     model_to_luma,
-    read_image,
     rgb_to_luma,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
@@ -148,52 +146,27 @@ CACHE_PIXELS = 32_000_000
 
 
 def resolve_dataset_folder(dataset: str | os.PathLike) -> tuple[str, Path]:
-    """A dataset name or folder -> (column name, folder of HR images).
+    """A dataset name or folder -> (column name, folder of HR images), via `edgesr.data`."""
+    from edgesr.data import canonical_name, resolve_dataset
 
-    Names go through the dataset catalog (``edgesr.data.resolve_dataset``: registered names,
-    fetched catalog sets, folder paths); without it, the argument must be a folder, named after
-    its last component.
-    """
-    try:
-        from edgesr.data import resolve_dataset
-    except ImportError:
-        path = Path(dataset).expanduser()
-        if not path.is_dir():
-            raise EdgesrError(f"{dataset}: no such folder of images") from None
-        return path.resolve().name, path
-    folder = Path(resolve_dataset(dataset))
-    try:
-        from edgesr.data import canonical_name
-    except ImportError:
-        return (folder.name if Path(dataset).is_dir() else str(dataset)), folder
-    return canonical_name(dataset), folder
+    return canonical_name(dataset), Path(resolve_dataset(dataset))
 
 
 def hr_images(folder: Path) -> list[Path]:
-    """The image files directly in a benchmark folder (hidden files skipped), sorted by name."""
-    if not folder.is_dir():
-        raise EdgesrError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and is_image_path(p))
+    """The benchmark images of a folder (`edgesr.data.list_images`); an empty folder is an error."""
+    from edgesr.data import list_images
+
+    files = list_images(folder)
     if not files:
         raise EdgesrError(f"{folder}: holds no images")
     return files
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as float64 0..255, (H, W) for gray files or (H, W, 3); alpha dropped."""
-    image = read_image(path)
-    pixels = image.astype(np.float64) * (255.0 / max_value(image.dtype))
-    if pixels.ndim == 3:
-        pixels = pixels[..., 0] if pixels.shape[2] == 1 else pixels[..., :3]
-    return pixels
 
 
 def prepare_image(path: Path, scale: int, protocol: str | Protocol = "paper",
                   resize: str = DEFAULT_RESIZE) -> EvalImage:
     """Read an HR file and make its (HR luma, LR luma) pair for ``scale`` under ``protocol``."""
     protocol = get_protocol(protocol)
-    hr = mod_crop(read_rgb(path), scale)
+    hr = mod_crop(read_pixels(path), scale)
     if min(hr.shape[:2]) < scale * 4:
         raise EdgesrError(f"{path}: image of {hr.shape[1]}x{hr.shape[0]} is too small for x{scale}")
     lr = downscale(hr, scale, method=resize)
@@ -542,7 +515,7 @@ def _save_output(path: Path, pixels: np.ndarray) -> None:
 
 def _lpips_on(fn: Callable[[np.ndarray, np.ndarray], float], sr: np.ndarray, image: EvalImage,
               scale: int) -> float:
-    hr = mod_crop(read_rgb(image.path), scale)
+    hr = mod_crop(read_pixels(image.path), scale)
     if hr.ndim == 2:
         hr, sr = np.repeat(hr[..., None], 3, -1), np.repeat(sr[..., None], 3, -1)
     return fn(np.clip(sr, 0, 255), hr)

@@ -169,9 +169,9 @@ def siemens_star(size: int = 128, spokes: int = 24) -> np.ndarray:
 
 def image_luma(path: str | os.PathLike, max_side: int = 384) -> np.ndarray:
     """An image file as studio-range luma (H, W), centre-cropped to ``max_side`` pixels a side."""
-    from edgesr.evaluate import read_rgb
+    from edgesr.imaging import read_pixels
 
-    y = rgb_to_luma(read_rgb(Path(path)))
+    y = rgb_to_luma(read_pixels(Path(path)))
     h, w = y.shape
     top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
     return y[top:top + max_side, left:left + max_side]

@@ -77,6 +77,18 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """An image file as float64 0..255 whatever its depth: (H, W) gray or (H, W, 3); alpha dropped.
+
+    The form evaluation, training and explain start from (luma via `rgb_to_luma`).
+    """
+    image = read_image(path)
+    pixels = image.astype(np.float64) * (255.0 / max_value(image.dtype))
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0] if pixels.shape[2] == 1 else pixels[..., :3]
+    return pixels
+
+
 def _png_bit_depth(path: Path) -> int:
     with path.open("rb") as handle:
         header = handle.read(33)

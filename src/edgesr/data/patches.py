@@ -44,7 +44,7 @@ import torch
 
 from edgesr.data.datasets import list_images, resolve_dataset
 from edgesr.errors import EdgesrError
-from edgesr.imaging import luma_to_model, max_value, mod_crop, read_image, rgb_to_luma
+from edgesr.imaging import luma_to_model, mod_crop, read_pixels, rgb_to_luma
 from edgesr.resize import downscale, imresize
 
 DataSpec = str | os.PathLike | Sequence[str | os.PathLike]
@@ -53,11 +53,7 @@ DataSpec = str | os.PathLike | Sequence[str | os.PathLike]
 def load_luma(path: str | os.PathLike, pre_scale: float | None = None) -> np.ndarray:
     """Studio-range luma (H, W) float64 of an image file (RGB(A) 8/16-bit or gray), optionally
     resized by ``pre_scale`` with MATLAB bicubic (antialiased when shrinking)."""
-    image = read_image(path)
-    rgb = image.astype(np.float64) * (255.0 / max_value(image.dtype))
-    if rgb.ndim == 3:
-        rgb = rgb[..., :3]  # alpha does not take part in luma
-    luma = rgb_to_luma(rgb)
+    luma = rgb_to_luma(read_pixels(path))
     if pre_scale is not None and pre_scale != 1.0:
         if pre_scale <= 0:
             raise EdgesrError(f"pre_scale must be positive, got {pre_scale}")
