@@ -34,7 +34,7 @@ from torch import nn
 
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
-from edgesr.imaging import _RGB_TO_YCBCR, _YCBCR_OFFSET, _YCBCR_TO_RGB
+from edgesr.imaging import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from edgesr.models import context_pixels
 from edgesr.models.classic import bicubic_kernel, polyphase_weights
 
@@ -81,9 +81,9 @@ class ColorUpscaler(nn.Module):
         # Cb and Cr in one grouped convolution: (2*s*s, 1, T, T), padded to a centred support.
         pad = (self.chroma_pad - before, self.chroma_pad - after) * 2
         self.register_buffer("chroma_weight", F.pad(weight, pad).repeat(2, 1, 1, 1))
-        self.register_buffer("to_ycbcr", torch.tensor(_RGB_TO_YCBCR.T, dtype=torch.float32))
-        self.register_buffer("offset", torch.tensor(_YCBCR_OFFSET, dtype=torch.float32))
-        self.register_buffer("to_rgb", torch.tensor(_YCBCR_TO_RGB.T, dtype=torch.float32))
+        self.register_buffer("to_ycbcr", torch.tensor(RGB_TO_YCBCR.T, dtype=torch.float32))
+        self.register_buffer("offset", torch.tensor(YCBCR_OFFSET, dtype=torch.float32))
+        self.register_buffer("to_rgb", torch.tensor(YCBCR_TO_RGB.T, dtype=torch.float32))
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         ycbcr = (rgb.float() @ self.to_ycbcr + self.offset).permute(0, 3, 1, 2)  # (N, 3, H, W)

@@ -29,11 +29,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 MAX_PIXELS = 16384 * 16384
 
 # BT.601 studio-range matrix for RGB in 0..255: YCbCr = offset + M @ RGB / 255.
-_RGB_TO_YCBCR = np.array(
+RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
 ) / 255.0
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -168,9 +168,9 @@ def rgb_to_ycbcr(rgb: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if rgb.shape[-1] != 3:
         raise ValueError(f"rgb_to_ycbcr expects (..., 3) channels last, got {tuple(rgb.shape)}")
     if isinstance(rgb, torch.Tensor):
-        matrix = torch.as_tensor(_RGB_TO_YCBCR, dtype=rgb.dtype, device=rgb.device)
-        return rgb @ matrix.T + torch.as_tensor(_YCBCR_OFFSET, dtype=rgb.dtype, device=rgb.device)
-    return rgb.astype(np.float64, copy=False) @ _RGB_TO_YCBCR.T + _YCBCR_OFFSET
+        matrix = torch.as_tensor(RGB_TO_YCBCR, dtype=rgb.dtype, device=rgb.device)
+        return rgb @ matrix.T + torch.as_tensor(YCBCR_OFFSET, dtype=rgb.dtype, device=rgb.device)
+    return rgb.astype(np.float64, copy=False) @ RGB_TO_YCBCR.T + YCBCR_OFFSET
 
 
 def ycbcr_to_rgb(ycbcr: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -178,17 +178,17 @@ def ycbcr_to_rgb(ycbcr: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if ycbcr.shape[-1] != 3:
         raise ValueError(f"ycbcr_to_rgb expects (..., 3) channels last, got {tuple(ycbcr.shape)}")
     if isinstance(ycbcr, torch.Tensor):
-        matrix = torch.as_tensor(_YCBCR_TO_RGB, dtype=ycbcr.dtype, device=ycbcr.device)
-        offset = torch.as_tensor(_YCBCR_OFFSET, dtype=ycbcr.dtype, device=ycbcr.device)
+        matrix = torch.as_tensor(YCBCR_TO_RGB, dtype=ycbcr.dtype, device=ycbcr.device)
+        offset = torch.as_tensor(YCBCR_OFFSET, dtype=ycbcr.dtype, device=ycbcr.device)
         return (ycbcr - offset) @ matrix.T
-    return (ycbcr.astype(np.float64, copy=False) - _YCBCR_OFFSET) @ _YCBCR_TO_RGB.T
+    return (ycbcr.astype(np.float64, copy=False) - YCBCR_OFFSET) @ YCBCR_TO_RGB.T
 
 
 def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 studio-range Y (16..235) of RGB in 0..255, channels last; gray (H, W) is R=G=B."""
     if rgb.ndim == 2:
         return 16.0 + rgb.astype(np.float64) * (219.0 / 255.0)
-    return rgb.astype(np.float64, copy=False) @ _RGB_TO_YCBCR[0] + 16.0
+    return rgb.astype(np.float64, copy=False) @ RGB_TO_YCBCR[0] + 16.0
 
 
 def luma_to_model(y):  # noqa: ANN001, ANN201 - numpy or torch alike
