@@ -73,3 +73,10 @@ def test_bad_options_are_clear_errors():
         Upscaler("Bicubic_s2", color="lab")
     with pytest.raises(EdgesrError, match="float64"):
         Upscaler("Bicubic_s2").upscale(np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("model_id", ["Bicubic_s3", "eSR-TM_s2_K7_C2", "FSRCNN_s2_D6_S1_M1"])
+def test_one_pixel_images_upscale(model_id):
+    out = Upscaler(model_id).upscale(np.full((1, 1, 3), 100, np.uint8))
+    scale = int(model_id.split("_s")[1][0])
+    assert out.shape == (scale, scale, 3)
