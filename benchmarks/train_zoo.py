@@ -6,7 +6,8 @@ and an interrupted training resumes from its checkpoint in --runs.
     python benchmarks/train_zoo.py --data /path/to/Sun80 --set5 /path/to/Set5 --set14 /path/to/Set14 \
         [--reference /path/to/official/weights] [--only eSR-TM_s2_K7_C16] [--threads 2]
 
-For every model: train from scratch (Xavier + centre-tap init; never from official weights),
+For every model: train from scratch (the recipe's start: Xavier + centre tap, or the data-free
+bicubic start for ESPCN and eSR-CNN; never from official weights),
 evaluate ours with the paper protocol on Set5 and Set14 and, when --reference is given, the
 official weights of the same id on the same images with the same code; print both and the
 difference; copy the weights into the package and record everything in manifest.json.

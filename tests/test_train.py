@@ -128,6 +128,27 @@ def test_resumed_run_equals_an_uninterrupted_one(image_sets, tmp_path):
     assert torch.equal(a, b)
 
 
+def test_deep_model_resumes_with_every_layer_whitened(image_sets, tmp_path):
+    train_dir, val_dir = image_sets
+    config = TrainConfig("ESPCN_s2_D4_S6", data=[str(train_dir)], val=[str(val_dir)], steps=12,
+                         batch_size=4, patch_size=12, val_every=4, threads=1)
+    assert config.init == "bicubic"
+    whole = train(config, out=tmp_path / "whole")
+
+    def stop_at_10(event):
+        if event.get("step") == 10 and "loss" in event:
+            raise KeyboardInterrupt
+
+    with pytest.raises(EdgesrError, match="interrupted at step 10"):
+        train(config, out=tmp_path / "split", progress=stop_at_10)
+    checkpoint = torch.load(tmp_path / "split" / "ESPCN_s2_D4_S6.ckpt.pt", weights_only=True)
+    assert [m[0].shape for m in checkpoint["whitening"]] == [(25, 25), (36, 36), (54, 54)]
+    resumed = train(config, out=tmp_path / "split", resume=True)
+    a = create_model("ESPCN_s2_D4_S6", weights=whole.weights).state_dict()
+    b = create_model("ESPCN_s2_D4_S6", weights=resumed.weights).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_existing_run_is_not_overwritten_without_resume(image_sets, tmp_path):
     train_dir, val_dir = image_sets
     config = TrainConfig("eSR-MAX_s2_K3_C1", data=[str(train_dir)], val=[str(val_dir)], steps=2,

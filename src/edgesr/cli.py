@@ -347,10 +347,11 @@ def train_command(
     model: str = typer.Argument(..., help="Model id to train, e.g. eSR-TM_s2_K7_C16."),
     data: str = typer.Option("T91,General100", "--data", help="Comma-separated training sets (names or folders)."),
     val: str = typer.Option("Set5", "--val", help="Comma-separated validation sets, checked every --val-every steps."),
-    steps: int = typer.Option(10000, "--steps", "--iters", help="Optimiser steps."),
+    steps: Optional[int] = typer.Option(None, "--steps", "--iters", help="Optimiser steps (default: the recipe's, 10000 one-layer / 20000 deep)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pixels (one-layer models, default 8192) or patches (default 32) per step."),
-    patch_size: int = typer.Option(24, "--patch-size", help="LR patch side for patch-trained families."),
-    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate (cosine decay)."),
+    patch_size: Optional[int] = typer.Option(None, "--patch-size", help="LR patch side for patch-trained families (default 24)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate, cosine decay (default: the recipe's)."),
+    init: str = typer.Option("auto", "--init", help="Starting weights: auto, paper or bicubic (ESPCN, eSR-CNN)."),
     loss: str = typer.Option("l2", "--loss", help="l2 or l1."),
     whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train the first layer in whitened coordinates."),
     pre_scale: Optional[float] = typer.Option(None, "--pre-scale", help="Shrink training images first (e.g. 0.75 for JPEG sources)."),
@@ -364,13 +365,15 @@ def train_command(
     """Train a model id on luma patches with the measured recipe; resumable."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgesr.train import TrainConfig, train
+    from edgesr.train import TrainConfig, recipe_for, train
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     try:
-        config = TrainConfig(model, data=split(data), val=split(val), steps=steps, batch_size=batch_size,
-                             patch_size=patch_size, lr=lr, loss=loss, whiten=whiten, pre_scale=pre_scale,
-                             seed=seed, val_every=val_every, device=device, threads=threads)
+        given = {"steps": steps, "batch_size": batch_size, "patch_size": patch_size, "lr": lr}
+        recipe = {**recipe_for(model), **{k: v for k, v in given.items() if v is not None}}
+        config = TrainConfig(model, data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
+                             pre_scale=pre_scale, seed=seed, val_every=val_every, device=device,
+                             threads=threads, **recipe)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as bar:
