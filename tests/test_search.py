@@ -172,6 +172,33 @@ def test_store_refuses_a_run_with_other_settings(searched, data):
         run_search(TRAINED, store, quick_settings(data, steps=301))
 
 
+def test_store_binds_only_the_recipes_its_ids_use(searched, data, monkeypatch):
+    from edgesr import train
+
+    store, _ = searched
+    with ResultsStore(store, readonly=True) as results:
+        assert set(results.settings()["training"]["recipes"]) == {"one_layer"}
+    monkeypatch.setitem(train.RECIPES, "deep", {**train.RECIPES["deep"], "lr": 0.123})
+    assert run_search(TRAINED, store, quick_settings(data)).skipped_done == len(TRAINED)  # unaffected
+    monkeypatch.setitem(train.RECIPES, "one_layer", {**train.RECIPES["one_layer"], "lr": 0.123})
+    with pytest.raises(EdgesrError, match="other settings.*training"):
+        run_search(TRAINED, store, quick_settings(data))
+
+
+def test_a_store_grows_by_new_kinds_of_model_only():
+    from edgesr.search.runner import only_new_kinds, with_known_recipes
+
+    known = {"datasets": ["a"], "training": {"seed": 0, "recipes": {"one_layer": {"lr": 1}}}}
+    deep_run = {"datasets": ["a"], "training": {"seed": 0, "recipes": {"deep": {"lr": 2}}}}
+    grown = with_known_recipes(deep_run, known)
+    assert grown["training"]["recipes"] == {"one_layer": {"lr": 1}, "deep": {"lr": 2}}
+    assert only_new_kinds(grown, known)
+    retuned = {"datasets": ["a"], "training": {"seed": 0, "recipes": {"one_layer": {"lr": 3}}}}
+    assert not only_new_kinds(with_known_recipes(retuned, known), known)
+    other_seed = {"datasets": ["a"], "training": {"seed": 1, "recipes": {"deep": {"lr": 2}}}}
+    assert not only_new_kinds(with_known_recipes(other_seed, known), known)
+
+
 def test_a_second_search_on_the_same_store_is_refused(tmp_path, data, weights_folder):
     store = tmp_path / "s.sqlite"
     with store_lock(tmp_path / "s.work"), pytest.raises(EdgesrError, match="another search"):

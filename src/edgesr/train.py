@@ -52,14 +52,19 @@ RECIPES = {
 }
 
 
+def recipe_kind(model_id: str) -> str:
+    """The `RECIPES` key of an id: "one_layer" for eSR-MAX/TM/TR, "deep" for the others."""
+    family = ModelSpec.parse(model_id).family
+    return "one_layer" if family in ("eSR-MAX", "eSR-TM", "eSR-TR") else "deep"
+
+
 def recipe_for(model_id: str) -> dict:
     """The shipped recipe for an id as `TrainConfig` keywords (a fresh dict, safe to change).
 
     >>> recipe_for("eSR-TM_s2_K7_C16")["steps"]
     10000
     """
-    family = ModelSpec.parse(model_id).family
-    return dict(RECIPES["one_layer" if family in ("eSR-MAX", "eSR-TM", "eSR-TR") else "deep"])
+    return dict(RECIPES[recipe_kind(model_id)])
 
 
 @dataclass

@@ -84,17 +84,51 @@ class SearchSettings:
                 raise EdgesrError(f"{self.weights}: not a folder of weight files")
             self.weights = str(folder.resolve())
 
-    def identity(self) -> dict:
-        """The settings a store is bound to: everything that changes a row's numbers."""
+    def identity(self, ids: list[str] | None = None) -> dict:
+        """The settings a store is bound to: everything that changes a row's numbers.
+
+        Training recipes are those of the kinds of model in ``ids`` (all kinds when None), so
+        that retuning, say, the deep recipe does not orphan a store of one-layer models.
+        """
         import torch
 
-        from edgesr.train import RECIPES
+        from edgesr.train import RECIPES, recipe_kind
 
+        from edgesr.models import ModelSpec
+
+        trained = [i for i in ids or () if ModelSpec.parse(i).family != "Bicubic"]
+        kinds = sorted(RECIPES) if ids is None else sorted({recipe_kind(i) for i in trained})
         return {"datasets": self.datasets, "protocol": "paper",
                 "training": None if self.weights else {"data": self.train_data, "steps": self.steps,
-                                                       "recipes": RECIPES, "seed": self.seed},
+                                                       "recipes": {k: RECIPES[k] for k in kinds},
+                                                       "seed": self.seed},
                 "weights": self.weights, "bench_size": list(self.bench_size), "device": self.device,
                 "bench_threads": self.threads or torch.get_num_threads()}
+
+
+def with_known_recipes(identity: dict, known: dict | None) -> dict:
+    """``identity`` plus the recipes a store already records for kinds this run does not use.
+
+    A store then grows kind by kind; a kind it knows with another recipe still differs.
+    """
+    mine, theirs = (identity.get("training") or {}), ((known or {}).get("training") or {})
+    if not mine or not isinstance(theirs.get("recipes"), dict):
+        return identity
+    recipes = {**theirs["recipes"], **mine["recipes"]}
+    return {**identity, "training": {**mine, "recipes": recipes}}
+
+
+def only_new_kinds(identity: dict, known: dict) -> bool:
+    """True when ``identity`` equals ``known`` but for recipes of kinds the store did not have."""
+    def without_recipes(settings: dict) -> dict:
+        training = settings.get("training")
+        return {**settings, "training": {**training, "recipes": None}} if training else settings
+
+    ours = (identity.get("training") or {}).get("recipes")
+    theirs = (known.get("training") or {}).get("recipes")
+    return (isinstance(ours, dict) and isinstance(theirs, dict)
+            and without_recipes(identity) == without_recipes(known)
+            and all(ours.get(kind) == recipe for kind, recipe in theirs.items()))
 
 
 def _absolute(dataset: str) -> str:
@@ -329,7 +363,11 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
     outcome = SearchReport()
     emit = report or (lambda event: None)
     with store_lock(work), ResultsStore(store) as results:
-        results.bind_settings(settings.identity())
+        known = results.settings()
+        identity = with_known_recipes(settings.identity(ids), known)
+        if known is not None and identity != known and only_new_kinds(identity, known):
+            results.replace_settings(identity)
+        results.bind_settings(identity)
         statuses = results.statuses()
         outcome.skipped_done = sum(statuses.get(i) == "done" for i in ids)
         outcome.skipped_failed = 0 if retry_failed else sum(statuses.get(i) == "failed" for i in ids)

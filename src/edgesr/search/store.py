@@ -102,6 +102,12 @@ class ResultsStore:
         found = self._db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         return json.loads(found[0]) if found else None
 
+    def replace_settings(self, settings: dict) -> None:
+        """Record ``settings`` over the old ones (the caller checked that rows still compare)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)",
+                             (json.dumps(settings, sort_keys=True),))
+
     def bind_settings(self, settings: dict) -> None:
         """Record ``settings`` in a new store, or check they equal the recorded ones.
 
