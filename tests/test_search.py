@@ -241,6 +241,22 @@ def test_weights_that_do_not_fit_fail_with_the_file_named(tmp_path, data, weight
     assert "eSR-TM_s2_K3_C4.safetensors" in report.failed["eSR-TM_s2_K3_C4"]
 
 
+def test_rebench_measures_speed_again_and_keeps_quality(tmp_path, data, weights_folder):
+    store = tmp_path / "r.sqlite"
+    settings = quick_settings(data, weights=str(weights_folder))
+    run_search(["eSR-MAX_s2_K3_C2"], store, settings)
+    with ResultsStore(store, readonly=True) as results:
+        before = results.record("eSR-MAX_s2_K3_C2")
+    report = run_search(["eSR-MAX_s2_K3_C2"], store, settings, rebench=True)
+    assert report.done == ["eSR-MAX_s2_K3_C2"] and report.skipped_done == 0
+    with ResultsStore(store, readonly=True) as results:
+        after = results.record("eSR-MAX_s2_K3_C2")
+    assert after["status"] == "done" and after["row"]["speed_cpu"] > 0
+    assert after["row"]["psnr_Tiny"] == before["row"]["psnr_Tiny"]
+    assert after["info"]["bench"]["seconds"] > 0 and after["updated"] >= before["updated"]
+    assert set(after["row"]) == set(before["row"])
+
+
 def test_an_id_evaluated_before_a_stop_is_only_benched_on_resume(tmp_path, data, weights_folder):
     store = tmp_path / "e.sqlite"
     settings = quick_settings(data, weights=str(weights_folder))

@@ -421,6 +421,7 @@ def search_command(
     executor: str = typer.Option("local", "--executor", help="local or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the ids whose last attempt failed."),
+    rebench: bool = typer.Option(False, "--rebench", help="Measure the finished ids' speed again (on a quiet machine); quality is kept."),
     bicubic: bool = typer.Option(True, "--bicubic/--no-bicubic", help="Add Bicubic_s<scale> rows (the plots' reference point)."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Training checkpoints and weights (default: <store>.work beside the store)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Then write the store's rows in the paper's format (.json or .csv)."),
@@ -463,7 +464,8 @@ def search_command(
                                                                       else None))
             with SearchProgress(err_console) as progress:
                 report = run_search(selected, store, settings, executor=executor, workers=workers, address=address,
-                                    retry_failed=retry_failed, work_dir=work_dir, report=progress)
+                                    retry_failed=retry_failed, work_dir=work_dir, report=progress,
+                                    rebench=rebench)
             console.print(f"{len(report.done)} done, {len(report.failed)} failed, {report.skipped_done} already"
                           f" done, {report.skipped_failed} failed before (--retry-failed runs them) in"
                           f" {report.seconds:.1f} s; store {store}", highlight=False)

@@ -29,9 +29,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec
+
+if TYPE_CHECKING:
+    from edgesr.search.store import ResultsStore
 
 #: Row columns copied from `edgesr.bench` rows (numbers only, so tables stay numeric).
 BENCH_COLUMNS = ("speed", "ms", "spread_ms", "gflops", "gemm_gflops", "peak_fraction")
@@ -93,8 +97,6 @@ class SearchSettings:
         import torch
 
         from edgesr.train import RECIPES, recipe_kind
-
-        from edgesr.models import ModelSpec
 
         trained = [i for i in ids or () if ModelSpec.parse(i).family != "Bicubic"]
         kinds = sorted(RECIPES) if ids is None else sorted({recipe_kind(i) for i in trained})
@@ -262,6 +264,19 @@ def measure_speed(model_id: str, settings: SearchSettings) -> tuple[dict, dict]:
     return columns, bench_info
 
 
+def forget_speeds(results: ResultsStore, ids: list[str]) -> None:
+    """Turn the finished rows of ``ids`` back into 'evaluated' ones without their speed columns."""
+    for model_id in ids:
+        record = results.record(model_id)
+        if record is None or record["status"] != "done":
+            continue
+        speed = {f"{name}_" for name in BENCH_COLUMNS}
+        row = {k: v for k, v in record["row"].items()
+               if not k.startswith(tuple(speed)) and k not in ("macs", "speedup_vs_torch_reference")}
+        info = {k: v for k, v in record["info"].items() if k != "bench"}
+        results.put_evaluated(model_id, row, info)
+
+
 _interrupted = threading.Event()
 
 
@@ -336,7 +351,8 @@ def store_lock(work_dir: Path) -> Iterator[None]:
 
 def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSettings, executor: str = "local",
                workers: int = 1, address: str | None = None, retry_failed: bool = False,
-               work_dir: str | os.PathLike | None = None, report: Reporter | None = None) -> SearchReport:
+               work_dir: str | os.PathLike | None = None, report: Reporter | None = None,
+               rebench: bool = False) -> SearchReport:
     """Run (or resume) a search over ``ids``, writing each finished id to ``store``.
 
     Args:
@@ -347,6 +363,8 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
         workers: parallel prepare tasks (local pool size; Ray: CPUs of a local instance).
         address: Ray cluster address (None: start a local Ray instance).
         retry_failed: also run ids whose last attempt failed (otherwise they are skipped).
+        rebench: measure the speed of finished ids again (their quality columns are kept), e.g.
+            on a quieter machine; a stop midway leaves them to be benched by the next run.
         work_dir: training outputs (default `default_work_dir`); with Ray on several machines
             it must be a shared folder, as must the datasets and weights.
         report: called with progress events: {"event": "start", "total", "ids"},
@@ -368,6 +386,8 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
         if known is not None and identity != known and only_new_kinds(identity, known):
             results.replace_settings(identity)
         results.bind_settings(identity)
+        if rebench:
+            forget_speeds(results, ids)
         statuses = results.statuses()
         outcome.skipped_done = sum(statuses.get(i) == "done" for i in ids)
         outcome.skipped_failed = 0 if retry_failed else sum(statuses.get(i) == "failed" for i in ids)
