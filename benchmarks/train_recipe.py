@@ -24,8 +24,11 @@ from edgesr.train import TrainConfig, train
 
 #: name -> TrainConfig overrides. "patches" is the plain recipe (as the paper's code would train).
 VARIANTS = {
-    "patches": {"sampling": "patches", "whiten": False, "batch_size": 32, "patch_size": 24},
-    "patches+whiten": {"sampling": "patches", "whiten": True, "batch_size": 32, "patch_size": 24},
+    "patches": {"sampling": "patches", "whiten": False, "batch_size": 32, "patch_size": 24, "init": "paper"},
+    "patches+whiten": {"sampling": "patches", "whiten": True, "batch_size": 32, "patch_size": 24, "init": "paper"},
+    # ESPCN and eSR-CNN only: the data-free bicubic start of edgesr.warm_start
+    "bicubic": {"sampling": "patches", "whiten": False, "batch_size": 32, "patch_size": 24, "init": "bicubic"},
+    "bicubic+whiten": {"sampling": "patches", "whiten": True, "batch_size": 32, "patch_size": 24, "init": "bicubic"},
     "pixels": {"sampling": "pixels", "whiten": False, "batch_size": 8192},
     "pixels+whiten": {"sampling": "pixels", "whiten": True, "batch_size": 8192},
 }
@@ -41,7 +44,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=["patches", "patches+whiten", "pixels", "pixels+whiten"],
+                        choices=list(VARIANTS))
     args = parser.parse_args()
 
     sets = [args.set5, args.set14]
