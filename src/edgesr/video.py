@@ -77,11 +77,7 @@ class FrameUpscaler:
     """
 
     def __init__(self, upscaler) -> None:  # noqa: ANN001
-        from edgesr.engine import Upscaler
-
         self.upscaler, self.scale = upscaler, upscaler.scale
-        self.chroma = Upscaler(f"Bicubic_s{upscaler.scale}", tile=upscaler.tile,
-                               memory_budget=upscaler.memory_budget)
 
     def __call__(self, frame):  # noqa: ANN001, ANN204
         av = _av()
@@ -95,7 +91,7 @@ class FrameUpscaler:
         y = self.upscaler.run_model(y)[0, 0]
         y = 255.0 * y.clamp(0.0, 1.0) if full_range else model_to_luma(y)
         chroma = np.stack([_plane(frame, 1), _plane(frame, 2)]).astype(np.float32) / 255.0
-        chroma = 255.0 * self.chroma.run_model(torch.from_numpy(chroma)[:, None])[:, 0]
+        chroma = 255.0 * self.upscaler.bicubic(torch.from_numpy(chroma)[:, None])[:, 0]
         out = av.VideoFrame(width, height, "yuv420p")
         for index, plane in enumerate((y, chroma[0], chroma[1])):
             target = out.planes[index]

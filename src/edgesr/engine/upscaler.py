@@ -119,7 +119,11 @@ class Upscaler:
         e = c * self.scale
         return out[..., e : out.shape[-2] - e, e : out.shape[-1] - e]
 
-    def _bicubic(self, planes: torch.Tensor) -> torch.Tensor:
+    def bicubic(self, planes: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) planes -> (N, 1, sH, sW) by bicubic with clamped borders: the chroma path.
+
+        Shared with the video path so that frames and images treat chroma the same way.
+        """
         c = context_pixels(self._chroma.spec)
         with torch.inference_mode():
             out = self._chroma_engine(_replicate_pad(planes, c))
@@ -167,10 +171,10 @@ class Upscaler:
                 # upscale() for Bicubic_s2 on 960x540 (950 ms before, see the speed notes).
                 ycbcr = _color_planes(rgb, rgb_to_ycbcr)
                 y = self.upscale_luma(ycbcr[0])
-                chroma = self._bicubic(torch.from_numpy(ycbcr[1:])[:, None])[:, 0].numpy()
+                chroma = self.bicubic(torch.from_numpy(ycbcr[1:])[:, None])[:, 0].numpy()
                 out = _color_planes(np.stack([y, chroma[0], chroma[1]]), ycbcr_to_rgb, planes_in=True)
             if alpha.shape[-1]:
-                a = self._bicubic(torch.from_numpy(np.ascontiguousarray(alpha[..., 0]))[None, None])
+                a = self.bicubic(torch.from_numpy(np.ascontiguousarray(alpha[..., 0]))[None, None])
                 out = np.concatenate([out, a[0, 0].numpy()[..., None]], axis=-1)
         if image.ndim == 3 and image.shape[2] == 1:
             out = out[..., None]
