@@ -88,3 +88,15 @@ def test_read_pixels_gives_0_to_255_floats_without_alpha_for_any_depth(tmp_path)
     pixels = read_pixels(tmp_path / "a.png")
     assert pixels.shape == (2, 3, 3) and pixels.dtype == np.float64
     np.testing.assert_allclose(pixels[..., 0], 255.0)
+
+
+def test_png_level_changes_size_not_pixels(tmp_path):
+    yy, xx = np.mgrid[:64, :96]
+    image = np.stack([(xx * 2) % 256, (yy * 3) % 256, (xx + yy) % 256], -1).astype(np.uint8)
+    fast = write_image(tmp_path / "fast.png", image)
+    small = write_image(tmp_path / "small.png", image, png_level=9)
+    assert np.array_equal(read_image(fast), image) and np.array_equal(read_image(small), image)
+    assert small.stat().st_size <= fast.stat().st_size
+    with pytest.raises(EdgesrError, match="bad.png: PNG compression level must be 0-9"):
+        write_image(tmp_path / "bad.png", image, png_level=12)
+    assert not (tmp_path / "bad.png").exists()
