@@ -34,6 +34,7 @@ import torch
 from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model
+from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
 
 #: The models of the issue's speed table.
 DEFAULT_MODELS = ("eSR-TM_s2_K7_C16", "eSR-TR_s2_K7_C16", "eSR-MAX_s2_K3_C2", "eSR-MAX_s3_K3_C1",
@@ -56,8 +57,8 @@ def macs(spec: ModelSpec | str, out_h: int, out_w: int) -> int:
 
         weight, _ = polyphase_weights(bicubic_kernel(s), s)
         per_pixel = weight.shape[0] * weight.shape[-1] * weight.shape[-2]
-    elif spec.family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
-        factor = {"eSR-MAX": 1, "eSR-TM": 2, "eSR-TR": 3}[spec.family]
+    elif spec.family in ONE_LAYER_FAMILIES:
+        factor = ONE_LAYER_FACTORS[spec.family]
         per_pixel = factor * s * s * p["C"] * p["K"] ** 2
     elif spec.family == "eSR-CNN":
         per_pixel = 25 * p["D"] + 9 * p["D"] * p["S"] + 9 * p["S"] * 2 * s * s * p["C"]

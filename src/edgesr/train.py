@@ -39,6 +39,7 @@ from torch.nn.utils import parametrize
 from edgesr.atomic import atomic_path, write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model
+from edgesr.models.spec import ONE_LAYER_FAMILIES
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
 from edgesr.weights import save_weights
@@ -54,8 +55,7 @@ RECIPES = {
 
 def recipe_kind(model_id: str) -> str:
     """The `RECIPES` key of an id: "one_layer" for eSR-MAX/TM/TR, "deep" for the others."""
-    family = ModelSpec.parse(model_id).family
-    return "one_layer" if family in ("eSR-MAX", "eSR-TM", "eSR-TR") else "deep"
+    return "one_layer" if ModelSpec.parse(model_id).family in ONE_LAYER_FAMILIES else "deep"
 
 
 def recipe_for(model_id: str) -> dict:
@@ -136,7 +136,7 @@ class TrainConfig:
             raise EdgesrError(f"{self.model_id} has no trainable weights (a fixed bicubic kernel)")
 
     def _family_is_one_layer(self) -> bool:
-        return ModelSpec.parse(self.model_id).family in ("eSR-MAX", "eSR-TM", "eSR-TR")
+        return ModelSpec.parse(self.model_id).family in ONE_LAYER_FAMILIES
 
     @property
     def pixel_sampling(self) -> bool:

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from edgesr.models import ModelSpec, context_pixels
+from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
 
 ALIGN = 64
 MIN_WINDOW_PIXELS = 20480
@@ -214,8 +215,8 @@ def model_floats_per_pixel(spec: ModelSpec | str) -> int:
     s2, p = spec.scale**2, spec.params
     if spec.family == "Bicubic":
         return 2 + 2 * s2
-    if spec.family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
-        factor = {"eSR-MAX": 1, "eSR-TM": 2, "eSR-TR": 3}[spec.family]
+    if spec.family in ONE_LAYER_FAMILIES:
+        factor = ONE_LAYER_FACTORS[spec.family]
         return 2 + (2 * factor + 2) * s2 * p["C"]
     if spec.family == "eSR-CNN":
         return 2 + 2 * max(p["D"], p["S"]) + 8 * s2 * p["C"]

@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgesr.models.spec import ModelSpec
-
-_FACTORS = {"eSR-MAX": 1, "eSR-TM": 2, "eSR-TR": 3}
+from edgesr.models.spec import ONE_LAYER_FACTORS, ModelSpec
 
 
 def init_centre_tap(conv: nn.Conv2d) -> None:
@@ -42,7 +40,7 @@ class OneLayerSR(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.scale, self.channels, self.kernel_size = spec.scale, spec.C, spec.K
-        self.factor = _FACTORS[spec.family]
+        self.factor = ONE_LAYER_FACTORS[spec.family]
         self.filter = nn.Conv2d(1, self.factor * spec.scale**2 * spec.C, spec.K,
                                 padding=spec.K // 2, bias=False)
         init_centre_tap(self.filter)

@@ -12,11 +12,11 @@ from os import PathLike
 
 from torch import nn
 
+from edgesr.errors import EdgesrError
 from edgesr.models.baselines import ESPCN, FSRCNN
 from edgesr.models.classic import Bicubic
 from edgesr.models.esr import ESRCNN, ESRTM, ESRTR, ESRMax
-from edgesr.errors import EdgesrError
-from edgesr.models.spec import ModelSpec, paper_grid
+from edgesr.models.spec import ONE_LAYER_FAMILIES, ModelSpec, paper_grid
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "Bicubic": Bicubic,
@@ -85,7 +85,7 @@ def context_pixels(spec: ModelSpec | str) -> int:
 
         _, (before, after) = polyphase_weights(bicubic_kernel(spec.scale), spec.scale)
         return max(before, after)
-    if spec.family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+    if spec.family in ONE_LAYER_FAMILIES:
         return p["K"] // 2
     if spec.family == "eSR-CNN":
         return 2 + 1 + 1

@@ -31,6 +31,11 @@ FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
     "FSRCNN": ("D", "S", "M"),
 }
 
+#: Filter responses per channel of the one-layer families: values, + keys (TM), + queries (TR).
+ONE_LAYER_FACTORS = {"eSR-MAX": 1, "eSR-TM": 2, "eSR-TR": 3}
+#: The one-layer families (one conv, a pixel shuffle and a per-pixel reduction).
+ONE_LAYER_FAMILIES = tuple(ONE_LAYER_FACTORS)
+
 GRAMMAR = (
     "Bicubic_s#, eSR-MAX_s#_K#_C#, eSR-TM_s#_K#_C#, eSR-TR_s#_K#_C#, "
     "eSR-CNN_s#_C#_D#_S#, ESPCN_s#_D#_S#, FSRCNN_s#_D#_S#_M# (# = integer, s = scale >= 2)"
@@ -117,7 +122,7 @@ def paper_grid() -> list[str]:
     """
     scales = (2, 3, 4)
     ids = [f"Bicubic_s{s}" for s in scales]
-    for family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+    for family in ONE_LAYER_FAMILIES:
         ids += [f"{family}_s{s}_K{k}_C{c}" for s in scales for k in (3, 5, 7) for c in range(1, 17)]
     ids += [
         f"eSR-CNN_s{s}_C{c}_D{d}_S{w}"
