@@ -353,7 +353,7 @@ def train_command(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate, cosine decay (default: the recipe's)."),
     init: str = typer.Option("auto", "--init", help="Starting weights: auto, paper or bicubic (ESPCN, eSR-CNN)."),
     loss: str = typer.Option("l2", "--loss", help="l2 or l1."),
-    whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train the first layer in whitened coordinates."),
+    whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train every convolution in whitened coordinates of its input."),
     pre_scale: Optional[float] = typer.Option(None, "--pre-scale", help="Shrink training images first (e.g. 0.75 for JPEG sources)."),
     seed: int = typer.Option(0, "--seed"),
     val_every: int = typer.Option(1000, "--val-every", help="Steps between validations and checkpoints."),

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: Row columns copied from `edgesr.bench` rows (numbers only, so tables stay numeric).
 BENCH_COLUMNS = ("speed", "ms", "spread_ms", "gflops", "gemm_gflops", "peak_fraction")
+#: Columns the speed measurement adds without a device suffix.
+BENCH_EXTRAS = ("macs", "speedup_vs_torch_reference")
 
 Event = dict
 Reporter = Callable[[Event], None]
@@ -255,9 +257,7 @@ def measure_speed(model_id: str, settings: SearchSettings) -> tuple[dict, dict]:
     suffix = str(info["device"]).split(":")[0]
     columns = {f"{name}_{suffix}": row[f"{name}_{suffix}"] for name in BENCH_COLUMNS
                if f"{name}_{suffix}" in row}
-    columns["macs"] = row["macs"]
-    if "speedup_vs_torch_reference" in row:
-        columns["speedup_vs_torch_reference"] = row["speedup_vs_torch_reference"]
+    columns.update({name: row[name] for name in BENCH_EXTRAS if name in row})
     bench_info = {"backend": row["backend"], "threads": row["threads"], "machine": info["machine"],
                   "libraries": info["libraries"], "dtype": info["dtype"], "repeats": settings.bench_repeats,
                   "size": list(settings.bench_size), "seconds": round(time.perf_counter() - started, 2)}
@@ -266,13 +266,12 @@ def measure_speed(model_id: str, settings: SearchSettings) -> tuple[dict, dict]:
 
 def forget_speeds(results: ResultsStore, ids: list[str]) -> None:
     """Turn the finished rows of ``ids`` back into 'evaluated' ones without their speed columns."""
+    prefixes = tuple(f"{name}_" for name in BENCH_COLUMNS)
     for model_id in ids:
         record = results.record(model_id)
         if record is None or record["status"] != "done":
             continue
-        speed = {f"{name}_" for name in BENCH_COLUMNS}
-        row = {k: v for k, v in record["row"].items()
-               if not k.startswith(tuple(speed)) and k not in ("macs", "speedup_vs_torch_reference")}
+        row = {k: v for k, v in record["row"].items() if not k.startswith(prefixes) and k not in BENCH_EXTRAS}
         info = {k: v for k, v in record["info"].items() if k != "bench"}
         results.put_evaluated(model_id, row, info)
 
