@@ -59,7 +59,8 @@ def main() -> None:
         recipe = recipe_for(model_id)
         config = TrainConfig(model_id, data=[args.data], val=[args.set5], threads=args.threads, **recipe)
         known = manifest["models"].get(model_id)
-        if known and known["recipe"] == asdict(config):
+        # from_dict gives recipes recorded before a TrainConfig field existed that field's old value
+        if known and asdict(TrainConfig.from_dict(known["recipe"])) == asdict(config):
             print(f"{model_id}: already shipped with this recipe, skipped")
             continue
         runs = Path(args.runs)
