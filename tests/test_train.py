@@ -109,18 +109,21 @@ def test_loss_falls(image_sets, tmp_path):
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
 
 
+def stop_at(step):
+    """A progress callback that interrupts training (like Ctrl-C) after optimiser step ``step``."""
+    def callback(event):
+        if event.get("step") == step and "loss" in event:
+            raise KeyboardInterrupt
+    return callback
+
+
 def test_resumed_run_equals_an_uninterrupted_one(image_sets, tmp_path):
     train_dir, val_dir = image_sets
     config = TrainConfig("eSR-TR_s2_K3_C2", data=[str(train_dir)], val=[str(val_dir)], steps=30,
                          batch_size=256, val_every=10, threads=1)
     whole = train(config, out=tmp_path / "whole")
-
-    def stop_at_25(event):
-        if event.get("step") == 25 and "loss" in event:
-            raise KeyboardInterrupt
-
     with pytest.raises(EdgesrError, match="interrupted at step 25.*--resume"):
-        train(config, out=tmp_path / "split", progress=stop_at_25)
+        train(config, out=tmp_path / "split", progress=stop_at(25))
     assert not (tmp_path / "split" / "eSR-TR_s2_K3_C2.safetensors").exists()
     resumed = train(config, out=tmp_path / "split", resume=True)
     a = create_model("eSR-TR_s2_K3_C2", weights=whole.weights).filter.weight
@@ -134,13 +137,8 @@ def test_deep_model_resumes_with_every_layer_whitened(image_sets, tmp_path):
                          batch_size=4, patch_size=12, val_every=4, threads=1)
     assert config.init == "bicubic"
     whole = train(config, out=tmp_path / "whole")
-
-    def stop_at_10(event):
-        if event.get("step") == 10 and "loss" in event:
-            raise KeyboardInterrupt
-
     with pytest.raises(EdgesrError, match="interrupted at step 10"):
-        train(config, out=tmp_path / "split", progress=stop_at_10)
+        train(config, out=tmp_path / "split", progress=stop_at(10))
     checkpoint = torch.load(tmp_path / "split" / "ESPCN_s2_D4_S6.ckpt.pt", weights_only=True)
     assert [m[0].shape for m in checkpoint["whitening"]] == [(25, 25), (36, 36), (54, 54)]
     resumed = train(config, out=tmp_path / "split", resume=True)
