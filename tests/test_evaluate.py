@@ -163,6 +163,18 @@ def test_a_better_model_scores_higher_than_a_worse_one(tiny_set, tmp_path):
     assert table["Bicubic_s2"]["psnr_Tiny"] > table["eSR-MAX_s2_K3_C1"]["psnr_Tiny"] + 10
 
 
+def test_an_id_without_weights_is_scored_with_its_shipped_weights(tiny_set):
+    from edgesr.weights import shipped_weights_path
+
+    shipped = shipped_weights_path("eSR-MAX_s2_K3_C2")
+    table = evaluate(["eSR-MAX_s2_K3_C2", ModelEntry("eSR-TM_s2_K7_C16", None)], [tiny_set]).table
+    same = evaluate([ModelEntry("eSR-MAX_s2_K3_C2", shipped)], [tiny_set]).table
+    assert table["eSR-MAX_s2_K3_C2"]["psnr_Tiny"] == same["eSR-MAX_s2_K3_C2"]["psnr_Tiny"]
+    assert table["eSR-TM_s2_K7_C16"]["psnr_Tiny"] > 40  # its training initialisation scores 33.8
+    with pytest.raises(EdgesrError, match="no shipped weights for eSR-TM_s2_K3_C1; shipped: .*pass a weight file"):
+        evaluate(["eSR-TM_s2_K3_C1"], [tiny_set])
+
+
 def test_weights_folder_lists_ids_and_prefers_safetensors(tmp_path):
     model = create_model("eSR-TM_s2_K3_C2")
     torch.save(model.state_dict(), tmp_path / "eSR-TM_s2_K3_C2.model")

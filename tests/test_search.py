@@ -133,7 +133,7 @@ def test_trained_weights_beat_their_initialisation(searched, data):
     store, _ = searched
     with ResultsStore(store, readonly=True) as results:
         trained = results.table()["eSR-TM_s2_K3_C2"]["psnr_Tiny"]
-    initial = evaluate(["eSR-TM_s2_K3_C2"], [str(data["eval"])]).table["eSR-TM_s2_K3_C2"]["psnr_Tiny"]
+    initial = evaluate([create_model("eSR-TM_s2_K3_C2")], [str(data["eval"])]).table["eSR-TM_s2_K3_C2"]["psnr_Tiny"]
     assert trained > initial + 1.0
 
 

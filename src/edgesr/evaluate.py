@@ -237,7 +237,7 @@ def clear_cache() -> None:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model to evaluate: its id and the weight file to load (None: `create_model` default)."""
+    """A model to evaluate: its id and the weight file to load (None: the shipped weights)."""
 
     id: str
     weights: Path | None = None
@@ -271,7 +271,7 @@ def resolve_models(ids: Sequence[str], weights: str | os.PathLike | None = None,
     * ``weights`` a folder: each id's ``<id>.model``/``.safetensors`` in it; with no ids, every
       id found there.
     * ``weights`` a file: the one model (its id from ``ids`` or from the file name).
-    * no ``weights``: ids as `create_model` builds them.
+    * no ``weights``: the ids, with their shipped weights.
     ``scale`` keeps only the models of that scale.
     """
     entries: list[ModelEntry] = []
@@ -321,8 +321,12 @@ def _id_from_file(path: Path) -> str:
 
 
 def build_model(entry: ModelEntry) -> nn.Module:
-    """The module for an entry, weights loaded, in float32 eval mode."""
-    return create_model(entry.id, weights=entry.weights).float().eval()
+    """The module for an entry, weights loaded, in float32 eval mode.
+
+    Without a weight file an id gets edgesr's shipped weights (an id with none is a clear error):
+    scoring a freshly initialised network is never what an evaluation means.
+    """
+    return create_model(entry.id, weights=entry.weights, pretrained=entry.weights is None).float().eval()
 
 
 @torch.inference_mode()
