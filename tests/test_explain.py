@@ -85,7 +85,7 @@ def test_explain_writes_every_view_and_links_them(tmp_path):
     rng = np.random.default_rng(0)
     image = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(image)
-    report = explain("eSR-TR_s2_K5_C3", tmp_path / "out", image=image)
+    report = explain(create_model("eSR-TR_s2_K5_C3"), tmp_path / "out", image=image)
     expected = {"filters_value", "filters_query", "filters_key", "spectrum_value", "spectrum_query", "spectrum_key",
                 "orientation", "orientation_csv", "input", "output", "winner", "confidence", "overlay", "weights"}
     assert set(report.files) == expected
@@ -100,7 +100,7 @@ def test_explain_writes_every_view_and_links_them(tmp_path):
 
 
 def test_explain_eSR_CNN_shows_template_maps_only(tmp_path):
-    report = explain("eSR-CNN_s2_C2_D3_S6", tmp_path)
+    report = explain(create_model("eSR-CNN_s2_C2_D3_S6"), tmp_path)
     assert "winner" in report.files and not any(k.startswith("filters_") for k in report.files)
 
 

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 import edgesr
@@ -67,3 +68,18 @@ def test_shipped_metrics_are_reproduced_and_match_the_official_weights(model_id,
     for name in ("Set5", "Set14"):
         assert ours[f"psnr_{name}"] == pytest.approx(entry["metrics"][f"psnr_{name}"], abs=1e-3)
         assert ours[f"psnr_{name}"] >= theirs[f"psnr_{name}"] - 0.05, name
+
+
+def test_load_model_takes_the_file_given_else_the_shipped_weights(tmp_path):
+    from edgesr import load_model
+    from edgesr.weights import save_weights
+
+    shipped = create_model("eSR-MAX_s2_K3_C2", pretrained=True).state_dict()
+    assert all(torch.equal(v, shipped[k]) for k, v in load_model("eSR-MAX_s2_K3_C2").state_dict().items())
+    other = create_model("eSR-MAX_s2_K3_C2")
+    save_weights(other, tmp_path / "mine.safetensors")
+    mine = load_model("eSR-MAX_s2_K3_C2", tmp_path / "mine.safetensors").state_dict()
+    assert all(torch.equal(v, mine[k]) for k, v in other.state_dict().items())
+    assert load_model("Bicubic_s3").spec.id == "Bicubic_s3"
+    with pytest.raises(EdgesrError, match="no shipped weights for eSR-TM_s2_K3_C1"):
+        load_model("eSR-TM_s2_K3_C1")

@@ -10,9 +10,9 @@
 
 from edgesr.engine import Upscaler
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec, count_parameters, create_model, list_models, paper_grid
+from edgesr.models import ModelSpec, count_parameters, create_model, list_models, load_model, paper_grid
 
 __version__ = "0.1.0"
 
 __all__ = ["EdgesrError", "ModelSpec", "Upscaler", "count_parameters", "create_model", "list_models",
-           "paper_grid", "__version__"]
+           "load_model", "paper_grid", "__version__"]

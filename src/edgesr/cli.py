@@ -320,12 +320,12 @@ def export_command(
 ) -> None:
     """Export a model as ONNX (dynamic size; onnx.checker-validated) or TorchScript."""
     from edgesr import export
-    from edgesr.models import create_model
+    from edgesr.models import load_model
 
     try:
         if format not in ("onnx", "torchscript"):
             raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
-        module = create_model(model, weights=weights)
+        module = load_model(model, weights)
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
             parity = export.onnx_parity if check else None

@@ -15,7 +15,7 @@ the official weights (measured; see the project docs):
 ``"standard"`` is what most SR toolboxes report: the LR RGB is rounded to 8 bits (as LR files
 are), the model sees Y/255 and its output is rounded to 8 bits (Y = round(255 clip(o, 0, 1))).
 
-Models run as built by `create_model`, with the zero padding of the official code at borders
+Models run as built by `load_model`, with the zero padding of the official code at borders
 (not `Upscaler`'s edge replication), in float32 on the CPU.
 
 >>> result = evaluate(["Bicubic_s2"], ["path/to/Set5"])              # doctest: +SKIP
@@ -46,7 +46,7 @@ from edgesr.imaging import (
     ycbcr_to_rgb,
 )
 from edgesr.metrics import LumaTarget
-from edgesr.models import ModelSpec, count_parameters, create_model
+from edgesr.models import ModelSpec, count_parameters, load_model
 from edgesr.resize import downscale, imresize
 
 WEIGHT_FILE_SUFFIXES = (".model", ".safetensors")
@@ -321,12 +321,8 @@ def _id_from_file(path: Path) -> str:
 
 
 def build_model(entry: ModelEntry) -> nn.Module:
-    """The module for an entry, weights loaded, in float32 eval mode.
-
-    Without a weight file an id gets edgesr's shipped weights (an id with none is a clear error):
-    scoring a freshly initialised network is never what an evaluation means.
-    """
-    return create_model(entry.id, weights=entry.weights, pretrained=entry.weights is None).float().eval()
+    """The module for an entry, weights loaded (no file: the shipped ones), float32 eval mode."""
+    return load_model(entry.id, entry.weights).float().eval()
 
 
 @torch.inference_mode()

@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw
 from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.imaging import luma_to_model, model_to_luma, rgb_to_luma, write_image
-from edgesr.models import ModelSpec, count_parameters, create_model
+from edgesr.models import ModelSpec, count_parameters, load_model
 
 PARTS = {"eSR-MAX": ("value",), "eSR-TM": ("value", "key"), "eSR-TR": ("value", "query", "key")}
 SPECTRUM_SIZE = 32
@@ -258,14 +258,14 @@ def explain(model: str | torch.nn.Module, out: str | os.PathLike, weights: str |
     """Write the filter, spectrum, orientation and template-map views of a model to ``out``.
 
     Args:
-        model: an id (built with ``weights``, else its initialisation) or a built module.
+        model: an id (with ``weights``, else its shipped weights) or a built module.
         out: output folder (created); holds PNG files, ``orientation.csv`` and ``index.html``.
         weights: official ``.model`` or edgesr ``.safetensors`` file.
         image: image whose template maps to show (its luma is the LR input); default: a
             Siemens star.
     """
     if isinstance(model, (str, ModelSpec)):
-        module = create_model(model, weights=weights)
+        module = load_model(model, weights)
     else:
         module, weights = model, weights or "the module given"
     spec: ModelSpec = module.spec

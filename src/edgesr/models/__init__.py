@@ -6,8 +6,9 @@ from edgesr.models.registry import (
     count_parameters,
     create_model,
     list_models,
+    load_model,
 )
 from edgesr.models.spec import GRAMMAR, ModelSpec, paper_grid
 
 __all__ = ["FAMILIES", "GRAMMAR", "ModelSpec", "context_pixels", "count_parameters", "create_model", "list_models",
-           "paper_grid"]
+           "load_model", "paper_grid"]

@@ -65,6 +65,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def load_model(model_id: str | ModelSpec, weights: str | PathLike | None = None) -> nn.Module:
+    """A model ready to use: weights from ``weights``, else the ones edgesr ships for the id.
+
+    What evaluation, export and explanation take from a user: a freshly initialised network is
+    never what they mean, so an id that ships nothing and has no file is a clear error.
+
+    >>> load_model("eSR-TM_s2_K7_C16").spec.id
+    'eSR-TM_s2_K7_C16'
+    """
+    return create_model(model_id, weights=weights, pretrained=weights is None)
+
+
 def list_models(family: str | None = None, scale: int | None = None) -> list[str]:
     """Ids of the paper's grid, optionally filtered by family and scale."""
     specs = [ModelSpec.parse(i) for i in paper_grid()]
