@@ -360,6 +360,7 @@ def train_command(
     out: Path = typer.Option(Path("."), "--out", "-o", help="Output folder for ID.safetensors, ID.json and the checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed in --out."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="CUDA: fp16 autocast with gradient scaling (--no-amp: fp32)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
 ) -> None:
     """Train a model id on luma patches with the measured recipe; resumable."""
@@ -373,7 +374,7 @@ def train_command(
         recipe = {**recipe_for(model), **{k: v for k, v in given.items() if v is not None}}
         config = TrainConfig(model, data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
                              pre_scale=pre_scale, seed=seed, val_every=val_every, device=device,
-                             threads=threads, **recipe)
+                             amp=amp, threads=threads, **recipe)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as bar:

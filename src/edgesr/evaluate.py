@@ -484,7 +484,10 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
 def _runner(model: nn.Module, backend: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model``: itself for "torch", else an `edgesr.engine` backend."""
     if backend == "torch":
-        return model
+        device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+        if device.type == "cpu":
+            return model
+        return lambda batch: model(batch.to(device)).float().cpu()  # a model training on a GPU
     if backend not in ("auto", "fused"):
         raise EdgesrError(f"unknown backend {backend!r} for evaluation; choose torch, auto or fused")
     from edgesr.engine.backends import make_backend

@@ -1,0 +1,4 @@
+"""`python -m edgesr`: the command line without the installed `edgesr` script."""
+from edgesr.cli import main
+
+main()
