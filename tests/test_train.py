@@ -173,3 +173,18 @@ def test_patch_trained_families_train_and_save_plain_weights(image_sets, tmp_pat
 def test_bicubic_cannot_be_trained():
     with pytest.raises(EdgesrError, match="no trainable weights"):
         TrainConfig("Bicubic_s2")
+
+
+def test_cli_trains_with_the_recipe_of_the_family(image_sets, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgesr.cli import app
+
+    train_dir, val_dir = image_sets
+    result = CliRunner().invoke(app, ["train", "eSR-CNN_s2_C2_D1_S3", "--data", str(train_dir), "--val",
+                                      str(val_dir), "--steps", "4", "--val-every", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "eSR-CNN_s2_C2_D1_S3.json").read_text())["config"]
+    assert (config["batch_size"], config["patch_size"], config["lr"]) == (64, 32, 5e-4)  # eSR-CNN's recipe
+    assert config["amp"] is False and config["init"] == "bicubic"
+    assert TrainConfig.from_dict({k: v for k, v in config.items() if k != "amp"}).amp is False
