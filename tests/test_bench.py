@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import pytest
 import torch
@@ -42,6 +43,14 @@ def test_time_interleaved_runs_every_call_each_round():
     time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3,
                      warmup=0)
     assert order == ["a", "b"] * 3
+
+
+def test_time_interleaved_bursts_average_back_to_back_calls():
+    calls, syncs = [], []
+    timings = time_interleaved({"a": lambda: calls.append(time.sleep(0.002))}, repeats=2, warmup=0,
+                               sync=lambda: syncs.append(1), burst=5)
+    assert len(calls) == 10 and len(syncs) == 2  # one sync per burst, not per call
+    assert len(timings["a"].seconds) == 2 and 0.002 <= timings["a"].median_ms / 1e3 < 0.008  # not 5 x 2 ms
 
 
 def test_expand_models_resolves_bicubic_and_filters_by_scale():
