@@ -299,11 +299,13 @@ def bench_command(
         table.add_row(model_id, str(row["backend"]), f"{row[f'ms_{dev}']:.2f}", f"{row[f'spread_ms_{dev}']:.2f}",
                       f"{row[f'speed_{dev}']:.1f}", f"{row['macs'] / 1e9:.3f}", f"{row[f'gflops_{dev}']:.1f}",
                       f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"),
-                      ratio("torch_bicubic"), f"{row.get('speedup_vs_torch_reference', float('nan')):.1f}")
+                      ratio("torch_bicubic"),
+                      f"{row['speedup_vs_torch_reference']:.1f}" if "speedup_vs_torch_reference" in row else "")
     console.print(table)
     console.print(f"{info['machine']}; {info['libraries']}; {info['dtype']}; GEMM peak"
-                  f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, uint8 luma in/out;"
-                  f" xNAME = time / NAME's time, ref/it = torch forward time / this time"
+                  f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, "
+                  + ("uint8 luma in/out; " if dev == "cpu" else "tensors resident on the device, bursts of 10; ")
+                  + f"xNAME = time / NAME's time, ref/it = torch forward time / this time"
                   f" (medians of {repeats}, interleaved)"
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
 
