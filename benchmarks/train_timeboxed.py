@@ -5,7 +5,10 @@ For borrowed machines that are held for minutes (the eSR-CNN sweep on a GPU,
 `benchmarks/esr_cnn_sweep.sh`). Prints the chosen steps and each validation; the run folder is
 an ordinary `edgesr train` output (`train_zoo.py --adopt` ships it).
 
-    python benchmarks/train_timeboxed.py NAME BUDGET_S '{"model_id": "...", ...TrainConfig}' OUT_DIR
+    python benchmarks/train_timeboxed.py NAME BUDGET_S '{"model_id": "...", "steps": N, ...}' OUT_DIR
+
+The JSON holds `TrainConfig` fields; those it leaves out take the dataclass defaults, not the
+recipe of the id (`edgesr.train.recipe_for`), so spell the recipe out as esr_cnn_sweep.sh does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     fields = json.loads(args.config)
+    if "steps" not in fields:
+        raise SystemExit(f"{args.name}: the config needs 'steps', the most steps to run")
     stamps: dict[int, float] = {}
 
     def probe_progress(event: dict) -> None:

@@ -96,7 +96,7 @@ def ship(manifest: dict, manifest_path: Path, weights: Path, entry: dict) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="training images (folder or dataset name)")
+    parser.add_argument("--data", help="training images (folder or dataset name); not needed with --adopt alone")
     parser.add_argument("--set5", required=True)
     parser.add_argument("--set14", required=True)
     parser.add_argument("--reference", help="folder of official <id>.model files, for comparison only")
@@ -118,7 +118,10 @@ def main() -> None:
         record = json.loads(sidecars[0].read_text())
         weights = folder / f"{record['id']}.safetensors"
         ship(manifest, manifest_path, weights, measure(record["id"], weights, record, sets, args.reference))
-    for model_id in (args.only or ([] if args.adopt else ZOO)):
+    to_train = args.only or ([] if args.adopt else ZOO)
+    if to_train and not args.data:
+        raise SystemExit("--data is needed to train (only --adopt works without it)")
+    for model_id in to_train:
         family = ModelSpec.parse(model_id).family
         recipe = {**recipe_for(model_id), **DATA_SETTINGS.get(family, {})}
         config = TrainConfig(model_id, data=[args.data], val=[args.set5], threads=args.threads,

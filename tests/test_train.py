@@ -188,3 +188,18 @@ def test_cli_trains_with_the_recipe_of_the_family(image_sets, tmp_path):
     assert (config["batch_size"], config["patch_size"], config["lr"]) == (64, 32, 5e-4)  # eSR-CNN's recipe
     assert config["amp"] is False and config["init"] == "bicubic"
     assert TrainConfig.from_dict({k: v for k, v in config.items() if k != "amp"}).amp is False
+
+
+def test_fp32_training_turns_tf32_off_on_cuda_only_and_restores_it():
+    from edgesr.train import _NoTF32Convolutions
+
+    before = torch.backends.cudnn.allow_tf32
+    guard = _NoTF32Convolutions(torch.device("cuda"), enabled=True)
+    with guard:
+        assert torch.backends.cudnn.allow_tf32 is False
+        with guard:  # the loop re-enters it around validation
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 == before
+    with _NoTF32Convolutions(torch.device("cpu"), enabled=True):
+        assert torch.backends.cudnn.allow_tf32 == before

@@ -100,12 +100,12 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
                      budget_s: float | None = None, burst: int = 1) -> dict[str, Timing]:
     """Time every callable ``repeats`` times, one round of all of them after another.
 
-    ``sync`` runs after each call inside the timed region (CUDA: ``torch.cuda.synchronize``).
+    ``sync`` runs after each sample inside the timed region (CUDA: ``torch.cuda.synchronize``).
     Each sample is ``burst`` back-to-back calls (one ``sync`` after them), divided by ``burst``:
     a GPU left idle while the CPU baselines ran starts the next call late, and a lone call
     would carry that wake-up (on an H100 a Full-HD eSR-MAX_s2_K3_C2 took 0.37 ms timed alone
     after Pillow, 0.11 ms right after another GPU call).
-    After ``budget_s`` seconds of a callable's runs (and at least 3 runs) it is not run again.
+    After ``budget_s`` seconds of a callable's runs (and at least 3 samples) it is not run again.
     """
     sync = sync or (lambda: None)
     for fn in calls.values():
@@ -116,7 +116,7 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
     for _ in range(max(1, repeats)):
         for name, fn in calls.items():
             t = timings[name]
-            if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) > budget_s:
+            if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) * burst > budget_s:
                 continue
             start = time.perf_counter()
             for _ in range(burst):

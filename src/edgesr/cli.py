@@ -270,7 +270,7 @@ def bench_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write rows: .json ({id: {speed_cpu, ms_cpu, ...}}) or .csv."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
-    from edgesr.bench import bench, expand_models, write_rows
+    from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
 
     try:
         out_h, out_w = (int(v) for v in size.lower().split("x"))
@@ -304,9 +304,11 @@ def bench_command(
     console.print(table)
     console.print(f"{info['machine']}; {info['libraries']}; {info['dtype']}; GEMM peak"
                   f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, "
-                  + ("uint8 luma in/out; " if dev == "cpu" else "tensors resident on the device, bursts of 10; ")
-                  + f"xNAME = time / NAME's time, ref/it = torch forward time / this time"
-                  f" (medians of {repeats}, interleaved)"
+                  + ("uint8 luma in/out; " if dev == "cpu"
+                     else f"tensors resident on the device, per frame in bursts of {GPU_BURST}; ")
+                  + "xNAME = time / NAME's time"
+                  + (", ref/it = torch forward time / this time" if dev == "cpu" else "")
+                  + f" (medians of {repeats}, interleaved)"
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
 
 
@@ -362,7 +364,7 @@ def train_command(
     out: Path = typer.Option(Path("."), "--out", "-o", help="Output folder for ID.safetensors, ID.json and the checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed in --out."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
-    amp: bool = typer.Option(False, "--amp/--no-amp", help="CUDA: fp16 autocast with gradient scaling (measured 0.3 dB worse; default fp32)."),
+    amp: bool = typer.Option(False, "--amp/--no-amp", help="CUDA, patch-trained models (ESPCN, eSR-CNN, FSRCNN): fp16 autocast with gradient scaling (measured 0.3 dB worse; default fp32)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
 ) -> None:
     """Train a model id on luma patches with the measured recipe; resumable."""

@@ -341,6 +341,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         state = {k: checkpoint[k] for k in state}
+    fp32 = _NoTF32Convolutions(device, enabled=not amp)
     data_seconds = time.perf_counter() - started
     clock = time.perf_counter()
     last_val: dict[str, float] = {}
@@ -349,7 +350,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             step = state["step"]
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step)
-            with _fp32_convolutions(device, enabled=not amp):
+            with fp32:
                 loss = batch_loss(step)
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -359,7 +360,8 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             if progress:
                 progress({"step": step + 1, "loss": loss.item(), "lr": optimiser.param_groups[0]["lr"]})
             if state["step"] % config.val_every == 0 or state["step"] == config.steps:
-                last_val = _validate(model, config)
+                with fp32:
+                    last_val = _validate(model, config)
                 entry = {"step": state["step"], "loss": loss.item(), **last_val}
                 state["history"].append(entry)
                 if progress:
@@ -381,12 +383,23 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     return TrainResult(paths["weights"], paths["best"], paths["sidecar"], record)
 
 
-def _fp32_convolutions(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """On CUDA, keep cuDNN from rounding fp32 convolutions to TF32: its 10-bit mantissa is fp16's,
-    and fp16 autocast cost these models 0.34 dB (`TrainConfig.amp`)."""
-    if device.type != "cuda" or not enabled:
-        return contextlib.nullcontext()
-    return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
+class _NoTF32Convolutions(contextlib.ContextDecorator):
+    """On CUDA, keep cuDNN from rounding fp32 convolutions to TF32 (its 10-bit mantissa is fp16's,
+    and fp16 autocast cost these models 0.34 dB, `TrainConfig.amp`); re-enterable, and leaves
+    the caller's other cuDNN settings alone."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.active = device.type == "cuda" and enabled
+        self.saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.saved.append(torch.backends.cudnn.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            torch.backends.cudnn.allow_tf32 = self.saved.pop()
 
 
 def _loss(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,17 +122,25 @@ def with_known_recipes(identity: dict, known: dict | None) -> dict:
     return {**identity, "training": {**mine, "recipes": recipes}}
 
 
-def only_new_kinds(identity: dict, known: dict) -> bool:
-    """True when ``identity`` equals ``known`` but for recipes of kinds the store did not have."""
+def only_new_kinds(identity: dict, known: dict, held: Iterable[str] = ()) -> bool:
+    """True when ``identity`` equals ``known`` but for recipes of kinds the store did not have,
+    and none of the ids it ``held`` is of such a kind (an id trained under a recipe the store
+    did not record, say before eSR-CNN had its own, must not take the new recipe's name)."""
+    from edgesr.train import recipe_kind
+
     def without_recipes(settings: dict) -> dict:
         training = settings.get("training")
         return {**settings, "training": {**training, "recipes": None}} if training else settings
 
     ours = (identity.get("training") or {}).get("recipes")
     theirs = (known.get("training") or {}).get("recipes")
-    return (isinstance(ours, dict) and isinstance(theirs, dict)
-            and without_recipes(identity) == without_recipes(known)
-            and all(ours.get(kind) == recipe for kind, recipe in theirs.items()))
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return False
+    added = set(ours) - set(theirs)
+    trained = [i for i in held if ModelSpec.parse(i).family != "Bicubic"]
+    return (without_recipes(identity) == without_recipes(known)
+            and all(ours.get(kind) == recipe for kind, recipe in theirs.items())
+            and not any(recipe_kind(i) in added for i in trained))
 
 
 def _absolute(dataset: str) -> str:
@@ -382,7 +390,7 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
     with store_lock(work), ResultsStore(store) as results:
         known = results.settings()
         identity = with_known_recipes(settings.identity(ids), known)
-        if known is not None and identity != known and only_new_kinds(identity, known):
+        if known is not None and identity != known and only_new_kinds(identity, known, results.statuses()):
             results.replace_settings(identity)
         results.bind_settings(identity)
         if rebench:
