@@ -22,13 +22,12 @@ the checkpoint holds the model, optimiser, whitening and history.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -64,6 +63,11 @@ def recipe_kind(model_id: str) -> str:
     if family in ONE_LAYER_FAMILIES:
         return "one_layer"
     return "esr_cnn" if family == "eSR-CNN" else "deep"
+
+
+def recipe_kinds(model_ids: Iterable[str]) -> set[str]:
+    """The `RECIPES` keys that train these ids (Bicubic, a fixed kernel, needs none)."""
+    return {recipe_kind(i) for i in model_ids if ModelSpec.parse(i).family != "Bicubic"}
 
 
 def recipe_for(model_id: str) -> dict:
@@ -383,7 +387,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     return TrainResult(paths["weights"], paths["best"], paths["sidecar"], record)
 
 
-class _NoTF32Convolutions(contextlib.ContextDecorator):
+class _NoTF32Convolutions:
     """On CUDA, keep cuDNN from rounding fp32 convolutions to TF32 (its 10-bit mantissa is fp16's,
     and fp16 autocast cost these models 0.34 dB, `TrainConfig.amp`); re-enterable, and leaves
     the caller's other cuDNN settings alone."""

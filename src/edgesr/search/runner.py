@@ -98,10 +98,9 @@ class SearchSettings:
         """
         import torch
 
-        from edgesr.train import RECIPES, recipe_kind
+        from edgesr.train import RECIPES, recipe_kinds
 
-        trained = [i for i in ids or () if ModelSpec.parse(i).family != "Bicubic"]
-        kinds = sorted(RECIPES) if ids is None else sorted({recipe_kind(i) for i in trained})
+        kinds = sorted(RECIPES) if ids is None else sorted(recipe_kinds(ids))
         return {"datasets": self.datasets, "protocol": "paper",
                 "training": None if self.weights else {"data": self.train_data, "steps": self.steps,
                                                        "recipes": {k: RECIPES[k] for k in kinds},
@@ -126,7 +125,7 @@ def only_new_kinds(identity: dict, known: dict, held: Iterable[str] = ()) -> boo
     """True when ``identity`` equals ``known`` but for recipes of kinds the store did not have,
     and none of the ids it ``held`` is of such a kind (an id trained under a recipe the store
     did not record, say before eSR-CNN had its own, must not take the new recipe's name)."""
-    from edgesr.train import recipe_kind
+    from edgesr.train import recipe_kinds
 
     def without_recipes(settings: dict) -> dict:
         training = settings.get("training")
@@ -137,10 +136,9 @@ def only_new_kinds(identity: dict, known: dict, held: Iterable[str] = ()) -> boo
     if not (isinstance(ours, dict) and isinstance(theirs, dict)):
         return False
     added = set(ours) - set(theirs)
-    trained = [i for i in held if ModelSpec.parse(i).family != "Bicubic"]
     return (without_recipes(identity) == without_recipes(known)
             and all(ours.get(kind) == recipe for kind, recipe in theirs.items())
-            and not any(recipe_kind(i) in added for i in trained))
+            and not recipe_kinds(held) & added)
 
 
 def _absolute(dataset: str) -> str:
