@@ -45,6 +45,15 @@ class FusedPlan:
     vert: np.ndarray | None = None
     horz: np.ndarray | None = None
 
+    def native_filter(self) -> native.Filter:
+        """The kernel's view of this plan (separable when vert/horz are known); the plan keeps the
+        arrays alive."""
+        if self.vert is not None:
+            return native.filter_struct(None, self.vert, self.horz, (self.vert.shape[1], self.horz.shape[1]),
+                                        self.pad, 1, 0)
+        return native.filter_struct(self.weight, None, None, self.weight.shape[1:], self.pad,
+                                    self.channels, self.mode)
+
 
 def supports(model: nn.Module) -> bool:
     """True for the families the kernel runs (eSR-MAX/TM/TR and Bicubic, scales 2..4)."""
@@ -117,6 +126,7 @@ class FusedBackend:
             raise EdgesrError(f"fused backend unavailable: {native.unavailable_reason()}")
         self.scale = self.plan.scale
         self.threads = threads
+        self._filter = self.plan.native_filter()
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.ndim != 4 or lr.shape[1] != 1:
@@ -126,29 +136,34 @@ class FusedBackend:
 
     def run(self, x: np.ndarray, out_dtype: type = np.float32,
             in_affine: tuple[float, float] = (1.0, 0.0),
-            out_affine: tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
-        """(N, H, W) float32 or uint8 planes -> (N, sH, sW) float32 or uint8.
+            out_affine: tuple[float, float] = (1.0, 0.0), clamp: tuple[float, float] | None = None,
+            border: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """(N, H, W) float32, uint8 or uint16 planes -> (N, sH, sW) float32, uint8 or uint16.
 
         The model sees ``x * a + b`` for ``in_affine = (a, b)`` and its output o leaves as
-        ``o * c + d`` for ``out_affine = (c, d)``; uint8 output is clamped to 0..255 and rounded
-        half to even. E.g. uint8 gray in/out: ``in_affine=(1/255, 0), out_affine=(255, 0)``.
+        ``o * c + d`` for ``out_affine = (c, d)``; integer outputs are clamped to ``clamp``
+        (default the dtype's range) and rounded half to even. E.g. uint8 gray in/out:
+        ``in_affine=(1/255, 0), out_affine=(255, 0)``. ``border=True`` reads the nearest edge
+        pixel outside the image instead of the model's zero padding. Rows of ``x`` and ``out``
+        may be strided (video planes are read and written in place).
         """
-        if x.ndim != 3 or x.dtype not in (np.float32, np.uint8):
-            raise ValueError(f"expected (N, H, W) float32 or uint8 planes, got {x.shape} {x.dtype}")
-        x = np.ascontiguousarray(x)
+        if x.ndim != 3 or x.dtype not in native.TYPES:
+            raise ValueError(f"expected (N, H, W) float32, uint8 or uint16 planes, got {x.shape} {x.dtype}")
+        if x.strides[2] != x.itemsize:
+            x = np.ascontiguousarray(x)
         n, h, w = x.shape
         s = self.scale
-        out = np.empty((n, h * s, w * s), dtype=out_dtype)
-        if out.dtype not in (np.float32, np.uint8):
-            raise ValueError(f"output dtype must be float32 or uint8, got {out.dtype}")
+        if out is None:
+            out = np.empty((n, h * s, w * s), dtype=out_dtype)
+        if out.dtype not in native.TYPES or out.shape != (n, h * s, w * s):
+            raise ValueError(f"output must be ({n}, {h * s}, {w * s}) float32/uint8/uint16, got"
+                             f" {out.shape} {out.dtype}")
         if out.size == 0:
             return out
+        if clamp is None:
+            clamp = (0.0, float(np.iinfo(out.dtype).max)) if out.dtype != np.float32 else (0.0, 0.0)
         threads = self.threads or torch.get_num_threads()
-        p = self.plan
-        if p.vert is not None:
-            native.separable(x, out, p.vert, p.horz, p.pad, s, threads, in_affine, out_affine)
-        else:
-            native.fused(x, out, p.weight, p.pad, s, p.channels, p.mode, threads, in_affine, out_affine)
+        native.plane(x, out, self._filter, s, border, threads, in_affine, (*out_affine, *clamp))
         return out
 
 

@@ -29,8 +29,37 @@ SOURCE = "fused.c"
 FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11")
 _REASON: list[str] = []
 
-_F, _I, _P = ctypes.c_float, ctypes.c_int, ctypes.c_void_p
-_IO = [_P, _I, _F, _F, _P, _I, _F, _F, _I, _I, _I]  # in, in_u8, scale, offset, out, ..., n, h, w
+_F, _I, _L, _P = ctypes.c_float, ctypes.c_int, ctypes.c_long, ctypes.c_void_p
+
+#: Element type codes of the kernel's buffers.
+TYPES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
+MAXP = 4  # planes and output channels of the colour pipeline
+
+
+class Buffer(ctypes.Structure):
+    """An image buffer: pointer, element type, and strides in elements (pixel, row, image)."""
+
+    _fields_ = [("ptr", _P), ("type", _I), ("pixel", _I), ("row", _L), ("plane", _L)]
+
+
+class Filter(ctypes.Structure):
+    """A one-layer model (weight in the model's channel order) or separable phase filters."""
+
+    _fields_ = [("weight", _P), ("vert", _P), ("horz", _P), ("kh", _I), ("kw", _I),
+                ("pad_top", _I), ("pad_left", _I), ("c", _I), ("mode", _I)]
+
+
+class OutputMap(ctypes.Structure):
+    """o * scale + offset, clamped to lo..hi for integer outputs."""
+
+    _fields_ = [("scale", _F), ("offset", _F), ("lo", _F), ("hi", _F)]
+
+
+class Color(ctypes.Structure):
+    """The colour pipeline: planes mixed from input channels, filtered, mixed into outputs."""
+
+    _fields_ = [("planes", _I), ("outs", _I), ("kind", _I * MAXP), ("coef", (_F * MAXP) * MAXP),
+                ("offset", _F * MAXP), ("mat", (_F * MAXP) * MAXP), ("ooff", _F * MAXP), ("peak", _F)]
 
 
 def cache_dir() -> Path:
@@ -110,10 +139,12 @@ def load() -> ctypes.CDLL | None:
     except OSError as exc:
         _REASON.append(f"could not load {target}: {exc}")
         return None
-    lib.edgesr_fused.restype = _I
-    lib.edgesr_fused.argtypes = [*_IO, _P, _I, _I, _I, _I, _I, _I, _I, _I]
-    lib.edgesr_separable.restype = _I
-    lib.edgesr_separable.argtypes = [*_IO, _P, _P, _I, _I, _I, _I, _I, _I]
+    lib.edgesr_plane.restype = _I
+    lib.edgesr_plane.argtypes = [_P, _P, _I, _I, _I, _I, _I, _P, _F, _F, _P, _I]
+    lib.edgesr_color.restype = _I
+    lib.edgesr_color.argtypes = [_P, _P, _I, _I, _I, _I, _I, _P, _P, _P, _P, _I]
+    lib.edgesr_read_planes.restype = _I
+    lib.edgesr_read_planes.argtypes = [_P, _I, _I, _I, _P, _P]
     return lib
 
 
@@ -129,34 +160,68 @@ def _check(code: int) -> None:
         raise MemoryError("fused kernel: out of memory")
 
 
-def _io(x: np.ndarray, out: np.ndarray, in_affine: tuple[float, float],
-        out_affine: tuple[float, float]) -> list:
-    n, h, w = x.shape
-    return [x.ctypes.data, int(x.dtype == np.uint8), in_affine[0], in_affine[1], out.ctypes.data,
-            int(out.dtype == np.uint8), out_affine[0], out_affine[1], n, h, w]
+def buffer(array: np.ndarray, pixel_axis: bool) -> Buffer:
+    """A `Buffer` over ``array``: (N, H, W) planes, or (N, H, W, C) interleaved with ``pixel_axis``.
 
-
-def fused(x: np.ndarray, out: np.ndarray, weight: np.ndarray, pad: tuple[int, int], scale: int,
-          channels: int, mode: int, threads: int, in_affine: tuple[float, float] = (1.0, 0.0),
-          out_affine: tuple[float, float] = (1.0, 0.0)) -> None:
-    """One-layer model: x (N, H, W) float32/uint8 -> out (N, sH, sW) float32/uint8, in place.
-
-    weight (F*s*s*C, KH, KW) float32 in the model's channel order; mode 0 max, 1 TM, 2 TR;
-    pad = zero rows/columns before the image (top, left). Values enter as x*a+b and leave as
-    o*a+b (uint8 output clamped to 0..255 and rounded half to even).
+    Rows and images may be strided (a view into a larger array); pixels must be contiguous.
     """
-    lib = load()
-    _check(lib.edgesr_fused(*_io(x, out, in_affine, out_affine), weight.ctypes.data,
-                            weight.shape[1], weight.shape[2], pad[0], pad[1], scale, channels, mode,
-                            threads))
+    if array.dtype not in TYPES:
+        raise ValueError(f"kernel buffers are float32, uint8 or uint16, not {array.dtype}")
+    item = array.itemsize
+    strides = [st // item for st in array.strides]
+    if any(st * item != s for st, s in zip(strides, array.strides)) or min(array.strides, default=0) < 0:
+        raise ValueError("kernel buffers need element-aligned, non-negative strides")
+    channels = array.shape[3] if pixel_axis else 1
+    if (pixel_axis and strides[3] != 1 and channels > 1) or strides[2] != channels:
+        raise ValueError("kernel buffers need contiguous pixels")
+    return Buffer(array.ctypes.data, TYPES[array.dtype], channels, strides[1], strides[0])
 
 
-def separable(x: np.ndarray, out: np.ndarray, vert: np.ndarray, horz: np.ndarray,
-              pad: tuple[int, int], scale: int, threads: int,
-              in_affine: tuple[float, float] = (1.0, 0.0),
-              out_affine: tuple[float, float] = (1.0, 0.0)) -> None:
-    """Phase filters vert[r] x horz[q] ((s, KH) and (s, KW) float32), otherwise as `fused`."""
-    lib = load()
-    _check(lib.edgesr_separable(*_io(x, out, in_affine, out_affine), vert.ctypes.data,
-                                horz.ctypes.data, vert.shape[1], horz.shape[1], pad[0], pad[1],
-                                scale, threads))
+def filter_struct(weight: np.ndarray | None, vert: np.ndarray | None, horz: np.ndarray | None,
+                  kernel: tuple[int, int], pad: tuple[int, int], channels: int, mode: int) -> Filter:
+    """A `Filter`; the arrays must stay alive (and float32 C-contiguous) while it is used."""
+    def ptr(a: np.ndarray | None) -> int | None:
+        if a is None:
+            return None
+        if a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise ValueError("filter arrays must be C-contiguous float32")
+        return a.ctypes.data
+
+    return Filter(ptr(weight), ptr(vert), ptr(horz), kernel[0], kernel[1], pad[0], pad[1], channels, mode)
+
+
+def plane(x: np.ndarray, out: np.ndarray, filt: Filter, scale: int, border: bool, threads: int,
+          in_affine: tuple[float, float] = (1.0, 0.0), out_map: tuple[float, float, float, float] =
+          (1.0, 0.0, 0.0, 255.0)) -> None:
+    """One plane per image through ``filt``: x (N, H, W) -> out (N, sH, sW), in place.
+
+    x is float32/uint8/uint16 and may have strided rows (video planes); the filter sees
+    ``x * a + b`` for ``in_affine = (a, b)``; its output o leaves as ``o * c + d`` for
+    ``out_map = (c, d, lo, hi)``, integer outputs clamped to lo..hi and rounded half to even.
+    ``border``: replicate the edge pixels (True) or zero padding (False, the model's own).
+    """
+    n, h, w = x.shape
+    _check(load().edgesr_plane(ctypes.byref(buffer(x, False)), ctypes.byref(buffer(out, False)), n, h, w,
+                               scale, int(border), ctypes.byref(filt), in_affine[0], in_affine[1],
+                               ctypes.byref(OutputMap(*out_map)), threads))
+
+
+def color(x: np.ndarray, out: np.ndarray, model: Filter | None, chroma: Filter | None, spec: Color,
+          scale: int, border: bool, threads: int, pre: np.ndarray | None = None) -> None:
+    """The colour pipeline (see `Color` and csrc/fused.c): x (N, H, W, C) -> out (N, sH, sW, K)."""
+    n, h, w = x.shape[:3]
+    if pre is not None and (pre.dtype != np.float32 or not pre.flags.c_contiguous):
+        raise ValueError("precomputed planes must be C-contiguous float32")
+    _check(load().edgesr_color(ctypes.byref(buffer(x, True)), ctypes.byref(buffer(out, True)), n, h, w,
+                               scale, int(border), ctypes.byref(model) if model else None,
+                               ctypes.byref(chroma) if chroma else None, ctypes.byref(spec),
+                               None if pre is None else pre.ctypes.data, threads))
+
+
+def read_planes(x: np.ndarray, spec: Color, count: int) -> np.ndarray:
+    """The ``count`` planes of kind 2 of ``spec`` read from x (N, H, W, C): (N, count, H, W) float32."""
+    n, h, w = x.shape[:3]
+    out = np.empty((n, count, h, w), np.float32)
+    _check(load().edgesr_read_planes(ctypes.byref(buffer(x, True)), n, h, w, ctypes.byref(spec),
+                                     out.ctypes.data))
+    return out

@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesr.errors import EdgesrError
-from edgesr.engine import tiling
+from edgesr.engine import native, tiling
 from edgesr.engine.backends import make_backend
+from edgesr.engine.color import MODEL, PRECOMPUTED, ColorPlan, plan_color
+from edgesr.engine.fused import FusedBackend, make_plan
 from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 from edgesr.models import ModelSpec, context_pixels, create_model
 
@@ -32,10 +34,13 @@ class Upscaler:
         device: "cpu", "cuda", "cuda:1" or "auto".
         dtype: "float32", "float16" (CUDA) or "bfloat16".
         color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
+        channels: channel order of colour arrays, "rgb" or "bgr" (OpenCV's), in and out.
         border: "replicate" (edge-extended input) or "zero" (official zero padding).
-        backend: inference engine name (see `edgesr.engine.backends.BACKENDS`); "auto" picks the
-            fastest correct one for the model and device (the fused kernel for one-layer models
-            on CPU). The bicubic chroma always runs on the fastest correct CPU engine.
+        backend: inference engine name (see `edgesr.engine.backends.BACKENDS`); "auto" (the
+            default) picks the fastest correct one for the model and device (the fused kernel
+            for one-layer models on CPU). Colour conversion and the bicubic chroma run in the
+            native colour pipeline (`edgesr.engine.color`) around any backend when the kernel
+            compiles, else in NumPy/torch.
         tile: core tile size in LR pixels for seam-free tiling (bit-identical stitching, see
             `edgesr.engine.tiling`; windows run in parallel with one intra-op thread each, so
             results never depend on the thread count); None tiles only when the working set
@@ -49,8 +54,9 @@ class Upscaler:
 
     def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
-                 border: str = "replicate", backend: str = "torch", tile: int | None = None,
-                 memory_budget: int | None = None, pretrained: bool = False) -> None:
+                 border: str = "replicate", backend: str = "auto", tile: int | None = None,
+                 memory_budget: int | None = None, pretrained: bool = False,
+                 channels: str = "rgb") -> None:
         if isinstance(model, nn.Module):
             if weights is not None or pretrained:
                 raise EdgesrError("pass weights or pretrained with a model id, not with a built module")
@@ -61,15 +67,24 @@ class Upscaler:
             raise EdgesrError(f"unknown color mode {color!r}; choose ycbcr or rgb")
         if border not in ("replicate", "zero"):
             raise EdgesrError(f"unknown border mode {border!r}; choose replicate or zero")
+        if channels not in ("rgb", "bgr"):
+            raise EdgesrError(f"unknown channel order {channels!r}; choose rgb or bgr")
+        self.channels = channels
         self.spec: ModelSpec = module.spec
         self.scale = self.spec.scale
         self.color, self.border = color, border
         self.backend = make_backend(backend, module, device=device, dtype=dtype)
         self.context = context_pixels(self.spec) if border == "replicate" else 0
         self._chroma = create_model(f"Bicubic_s{self.scale}")
-        # Chroma/alpha bicubic: the fused kernel when it compiles (Bicubic_s2 on 960x540 chroma
-        # measured ~60x faster than the torch conv + pixel shuffle on this 2-core machine).
-        self._chroma_engine = make_backend("auto", self._chroma)
+        # Colour, chroma and alpha in the native pipeline when the kernel compiles; else the torch
+        # bicubic and NumPy colour maths (`_upscale_numpy`).
+        self._native = native.load() is not None
+        if self._native:
+            self._chroma_plan = make_plan(self._chroma)  # holds the arrays the filter points to
+            self._chroma_filter = self._chroma_plan.native_filter()
+        else:
+            self._chroma_engine = make_backend("torch", self._chroma)
+        self._color_plans: dict[tuple[int, float], ColorPlan] = {}
         self.tile, self.memory_budget = tile, memory_budget or tiling.DEFAULT_BUDGET
         # Tiles need the model's support and the bicubic chroma's, whatever the border mode.
         self._margin = max(context_pixels(self.spec), context_pixels(self._chroma.spec))
@@ -124,11 +139,24 @@ class Upscaler:
 
         Shared with the video path so that frames and images treat chroma the same way.
         """
+        if self._native:
+            x = planes.detach().to("cpu", torch.float32).contiguous().numpy()[:, 0]
+            out = np.empty((x.shape[0], x.shape[1] * self.scale, x.shape[2] * self.scale), np.float32)
+            if out.size:
+                native.plane(x, out, self._chroma_filter, self.scale, True, torch.get_num_threads())
+            return torch.from_numpy(out)[:, None]
         c = context_pixels(self._chroma.spec)
         with torch.inference_mode():
             out = self._chroma_engine(_replicate_pad(planes, c))
         e = c * self.scale
         return out[..., e : out.shape[-2] - e, e : out.shape[-1] - e]
+
+    def bicubic_plane(self, plane: np.ndarray, out: np.ndarray) -> None:
+        """Bicubic with clamped borders from one integer plane (H, W) into ``out`` (sH, sW) of the
+        same dtype, rounded; both may have strided rows (video planes, read and written in place)."""
+        peak = float(np.iinfo(out.dtype).max)
+        native.plane(plane[None], out[None], self._chroma_filter, self.scale, True,
+                     torch.get_num_threads(), out_map=(1.0, 0.0, 0.0, peak))
 
     def upscale_luma(self, y: np.ndarray) -> np.ndarray:
         """Studio-range luma (H, W) float (16..235) -> upscaled luma (sH, sW), 16..235."""
@@ -151,10 +179,50 @@ class Upscaler:
 
     def _upscale_whole(self, image: np.ndarray) -> np.ndarray:
         """`upscale` in one piece."""
-        if image.dtype not in (np.uint8, np.uint16):
-            raise EdgesrError(f"expected a uint8 or uint16 image, got {image.dtype}")
+        if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+            raise EdgesrError(f"expected a uint8 or uint16 image, got {getattr(image, 'dtype', type(image))}")
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise EdgesrError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
+        if not self._native:
+            return self._upscale_numpy(image)
+        x = image[None] if image.ndim == 3 else image[None, :, :, None]
+        if x.strides[2] != x.itemsize * x.shape[3]:  # the kernel needs contiguous pixels
+            x = np.ascontiguousarray(x)
+        n, h, w, channels = x.shape
+        s = self.scale
+        peak = float(np.iinfo(image.dtype).max)
+        fused = isinstance(self.backend, FusedBackend)
+        replicate = self.border == "replicate"
+        if channels == 1 and fused:
+            # Gray through the model in one pass: integers in, integers out.
+            out = self.backend.run(x[..., 0], image.dtype, (1.0 / peak, 0.0), (peak, 0.0), border=replicate)
+            return out[0] if image.ndim == 2 else out[0, ..., None]
+        plan = self._color_plan(channels, peak, MODEL if fused else PRECOMPUTED)
+        pre = None
+        if not fused:
+            planes = native.read_planes(x, plan.spec, plan.model_planes)[0]
+            pre = self.run_model(torch.from_numpy(planes)[:, None])[:, 0]
+            pre = pre.to("cpu", torch.float32).contiguous().numpy()[None]
+        out = np.empty((n, h * s, w * s, channels), image.dtype)
+        native.color(x, out, self.backend._filter if fused else None, self._chroma_filter, plan.spec, s,
+                     replicate, torch.get_num_threads(), pre)
+        return out[0] if image.ndim == 3 else out[0, ..., 0]
+
+    def _color_plan(self, channels: int, peak: float, kind: int) -> ColorPlan:
+        key = (channels, peak)
+        if key not in self._color_plans:
+            self._color_plans[key] = plan_color(channels, peak, self.color, self.channels, kind)
+        return self._color_plans[key]
+
+    def _upscale_numpy(self, image: np.ndarray) -> np.ndarray:
+        """`upscale` without the native kernel: NumPy colour maths around the backend."""
+        if image.ndim == 3 and image.shape[2] >= 3 and self.channels == "bgr":
+            flipped = np.concatenate([image[..., 2::-1], image[..., 3:]], axis=-1)
+            out = self._upscale_numpy_rgb(flipped)
+            return np.concatenate([out[..., 2::-1], out[..., 3:]], axis=-1)
+        return self._upscale_numpy_rgb(image)
+
+    def _upscale_numpy_rgb(self, image: np.ndarray) -> np.ndarray:
         peak = max_value(image.dtype)
         pixels = image.astype(np.float32) * (255.0 / peak)  # 0..255 float whatever the depth
         if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -167,8 +235,6 @@ class Upscaler:
                 out = self._planes_through_model(np.moveaxis(rgb, -1, 0))
                 out = np.moveaxis(out, 0, -1)
             else:
-                # float32 planes (3, H, W) throughout: float64 channels-last matmuls took ~80% of
-                # upscale() for Bicubic_s2 on 960x540 (950 ms before, see the speed notes).
                 ycbcr = _color_planes(rgb, rgb_to_ycbcr)
                 y = self.upscale_luma(ycbcr[0])
                 chroma = self.bicubic(torch.from_numpy(ycbcr[1:])[:, None])[:, 0].numpy()
