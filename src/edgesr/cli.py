@@ -84,14 +84,20 @@ def upscale_command(
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused or onnxruntime."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Video encoder preset (x264/x265; default medium), e.g. veryfast."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each file's read, upscale and write times, and stage totals."),
 ) -> None:
     """Upscale images or videos (.mp4, .mkv, ...) with one model; other files in the batch go on when one fails."""
     from edgesr.upscale_files import upscale_files
 
+    options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
     try:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=device, dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
-                               backend=backend, console=console)
+                               backend=backend, console=console, video_codec=codec,
+                               video_options=options or None, verbose=verbose)
     except EdgesrError as error:
         raise fail(str(error)) from None
     for message in report.errors:

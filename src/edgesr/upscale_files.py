@@ -1,7 +1,9 @@
 """Batch upscaling of image files: expand inputs, plan outputs, run, report per-file errors.
 
 A failing file never stops the batch: its error is recorded with the file name and the rest
-go on; outputs are written atomically and never replace an input.
+go on; outputs are written atomically and never replace an input. Reading (decoding), upscaling
+and writing (encoding) overlap (`edgesr.stages`), so a folder takes about as long as its slowest
+stage; `BatchReport.stage_seconds` says how long each stage worked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgesr.errors import EdgesrError
 from edgesr.imaging import is_image_path, read_image, write_image
+from edgesr.stages import run_stages
 from edgesr.video import is_video_path
 
 
@@ -28,11 +31,19 @@ class BatchReport:
     written: list[tuple[Path, Path, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    videos: int = 0  # how many of ``written`` are videos
+    frames: int = 0  # frames of those videos
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "upscale": 0.0, "write": 0.0})
 
     def summary(self) -> str:
-        done = len(self.written)
+        images = len(self.written) - self.videos
+        parts = []
+        if images or not self.videos:
+            parts.append(f"{images} image{'s' if images != 1 else ''}")
+        if self.videos:
+            parts.append(f"{self.videos} video{'s' if self.videos != 1 else ''} ({self.frames} frames)")
         failed = f", {len(self.errors)} failed" if self.errors else ""
-        return (f"upscaled {done} image{'s' if done != 1 else ''} x{self.scale} with {self.model_id}"
+        return (f"upscaled {' and '.join(parts)} x{self.scale} with {self.model_id}"
                 f" in {self.seconds:.2f} s{failed}")
 
 
@@ -82,11 +93,14 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
                   console: Console | None = None, tile: int | None = None,
-                  backend: str = "torch") -> BatchReport:
+                  backend: str = "auto", video_codec: str | None = None,
+                  video_options: dict[str, str] | None = None, verbose: bool = False) -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
-    Video files (by extension) go through `edgesr.video.upscale_video`; ``tile`` is the
-    `Upscaler`'s seam-free tile size (None: only when the memory budget needs it).
+    Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
+    ``video_options`` choose the encoder); ``tile`` is the `Upscaler`'s seam-free tile size (None:
+    only when the memory budget needs it); ``verbose`` prints each file's read, upscale and write
+    times.
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
@@ -113,44 +127,103 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     input_set = {p.resolve() for p in paths}
     console = console or Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    images = [(s, t) for s, t in plan if not (is_video_path(s) or is_video_path(t))]
+    videos = [(s, t) for s, t in plan if is_video_path(s) or is_video_path(t)]
     with Progress(*columns, console=console, transient=True, disable=not plan) as progress:
         task = progress.add_task("upscaling", total=len(plan))
-        for source, target in plan:
+        stages = report.stage_seconds
+
+        def read(pair: tuple[Path, Path]) -> _Item:  # reader thread
+            item = _Item(*pair)
+            tick = time.perf_counter()
+            try:
+                if item.target.resolve() in input_set:
+                    raise EdgesrError(f"{item.target}: output would overwrite an input; choose another -o")
+                item.image = read_image(item.source, max_pixels=max_pixels or MAX_PIXELS)
+            except EdgesrError as error:
+                item.error = str(error)
+            item.times["read"] = time.perf_counter() - tick
+            return item
+
+        def upscale(item: _Item) -> _Item:  # this thread: the model
+            if item.error is None:
+                tick = time.perf_counter()
+                try:
+                    item.result = upscaler.upscale(item.image)
+                except EdgesrError as error:
+                    item.error = str(error)
+                item.times["upscale"] = time.perf_counter() - tick
+            return item
+
+        def write(item: _Item) -> None:  # writer thread
+            progress.update(task, description=item.source.name)
+            if item.error is None:
+                tick = time.perf_counter()
+                try:
+                    write_image(item.target, item.result)
+                except OSError as error:
+                    item.error = f"{item.target}: cannot write ({error.strerror or error})"
+                except EdgesrError as error:
+                    item.error = str(error)
+                item.times["write"] = time.perf_counter() - tick
+            for name, seconds in item.times.items():
+                stages[name] += seconds
+            if item.error is not None:
+                report.errors.append(item.error)
+            else:
+                report.written.append((item.source, item.target, item.times["upscale"]))
+                height, width = item.image.shape[:2]
+                line = (f"{item.source} -> {item.target}  {width}x{height} -> {item.result.shape[1]}x"
+                        f"{item.result.shape[0]}  {item.times['upscale'] * 1000:.0f} ms")
+                if verbose:
+                    line += (f"  (read {item.times['read'] * 1000:.0f} ms, write"
+                             f" {item.times['write'] * 1000:.0f} ms)")
+                console.print(line, highlight=False, markup=False)
+            item.image = item.result = None  # free the pixels now, not at the end of the batch
+            progress.advance(task)
+
+        run_stages((read(pair) for pair in images), upscale, write)
+        for source, target in videos:
             progress.update(task, description=source.name)
             try:
                 if target.resolve() in input_set:
                     raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
-                if is_video_path(source) or is_video_path(target):
-                    _upscale_video_file(upscaler, source, target, report, console, progress)
-                    progress.advance(task)
-                    continue
-                image = read_image(source, max_pixels=max_pixels or MAX_PIXELS)
-                tick = time.perf_counter()
-                result = upscaler.upscale(image)
-                elapsed = time.perf_counter() - tick
-                try:
-                    write_image(target, result)
-                except OSError as error:
-                    raise EdgesrError(f"{target}: cannot write ({error.strerror or error})") from None
-                report.written.append((source, target, elapsed))
-                height, width = image.shape[:2]
-                console.print(f"{source} -> {target}  {width}x{height} -> {result.shape[1]}x{result.shape[0]}"
-                              f"  {elapsed * 1000:.0f} ms", highlight=False)
+                _upscale_video_file(upscaler, source, target, report, console, progress,
+                                    video_codec, video_options)
             except EdgesrError as error:
                 report.errors.append(str(error))
             progress.advance(task)
     report.seconds = time.perf_counter() - started
+    if verbose and images:
+        console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in stages.items())
+                      + f" of work; wall {report.seconds:.2f} s", highlight=False)
     return report
 
 
+@dataclass
+class _Item:
+    """One image on its way through the read -> upscale -> write stages."""
+
+    source: Path
+    target: Path
+    image: object = None
+    result: object = None
+    error: str | None = None
+    times: dict[str, float] = field(default_factory=dict)
+
+
 def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchReport,  # noqa: ANN001
-                        console: Console, progress: Progress) -> None:
+                        console: Console, progress: Progress, codec: str | None = None,
+                        options: dict[str, str] | None = None) -> None:
     from edgesr.video import upscale_video
 
     if not (is_video_path(source) and is_video_path(target)):
         raise EdgesrError(f"{source} -> {target}: video goes to a video file name (.mp4, .mkv, ...)")
-    video = upscale_video(upscaler, source, target, console=console, progress=progress)
+    video = upscale_video(upscaler, source, target, codec=codec, options=options, console=console,
+                          progress=progress)
     report.written.append((source, target, video.seconds))
+    report.videos += 1
+    report.frames += video.frames
     console.print(f"{source} -> {target}  {video.frames} frames {video.size[0]}x{video.size[1]}"
                   f" at {video.fps:g} fps, {video.codec}, audio {video.audio},"
                   f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False)

@@ -5,8 +5,9 @@ the models were trained; full-range video is read as 0..255) goes through the mo
 through bicubic, each at s times the size, so the output is again 4:2:0. Other pixel formats are
 converted to 8-bit ``yuv420p`` first. Timestamps (pts and time base) and the frame rate are kept;
 audio streams are copied packet for packet (re-encoded to AAC only when the output container
-cannot hold their codec). The output is written to a temporary file and renamed at the end, so
-an interrupted run leaves no partial file. Needs the ``video`` extra (``pip install edgesr[video]``).
+cannot hold their codec). Decoding, upscaling and encoding overlap (`edgesr.stages`: decoder
+and encoder threads around the model). The output is written to a temporary file and renamed at
+the end, so an interrupted run leaves no partial file. Needs the ``video`` extra (``pip install edgesr[video]``).
 
 >>> from edgesr import Upscaler
 >>> upscale_video(Upscaler("Bicubic_s2"), "clip.mp4", "clip_x2.mp4")  # doctest: +SKIP
@@ -30,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
 from edgesr.imaging import luma_to_model, model_to_luma
+from edgesr.stages import run_stages
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 
@@ -65,6 +67,7 @@ class VideoReport:
 
 
 def _plane(frame, index: int) -> np.ndarray:  # noqa: ANN001
+    """Plane ``index`` of a frame as a (height, width) uint8 view of its buffer (rows strided)."""
     plane = frame.planes[index]
     rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
     return rows[: plane.height, : plane.width]
@@ -73,11 +76,17 @@ def _plane(frame, index: int) -> np.ndarray:  # noqa: ANN001
 class FrameUpscaler:
     """Upscales ``yuv420p`` frames: Y by the model, U/V by bicubic; returns a new VideoFrame.
 
-    Output size is s*W x s*H rounded down to even numbers (4:2:0 encoders need even sizes).
+    Output size is s*W x s*H rounded down to even numbers (4:2:0 encoders need even sizes). With
+    the fused kernel, planes are read from the decoded frame and written into the new frame's
+    buffers in place (uint8 in, uint8 out, no float planes); other backends run the model on a
+    float plane and the kernel still does the chroma.
     """
 
     def __init__(self, upscaler) -> None:  # noqa: ANN001
+        from edgesr.engine.fused import FusedBackend
+
         self.upscaler, self.scale = upscaler, upscaler.scale
+        self._fused = isinstance(upscaler.backend, FusedBackend)
 
     def __call__(self, frame):  # noqa: ANN001, ANN204
         av = _av()
@@ -86,19 +95,10 @@ class FrameUpscaler:
         full_range = getattr(frame, "color_range", 0) == 2  # AVCOL_RANGE_JPEG
         s = self.scale
         width, height = s * frame.width // 2 * 2, s * frame.height // 2 * 2
-        y = torch.from_numpy(_plane(frame, 0).astype(np.float32))[None, None]
-        y = y / 255.0 if full_range else luma_to_model(y)
-        y = self.upscaler.run_model(y)[0, 0]
-        y = 255.0 * y.clamp(0.0, 1.0) if full_range else model_to_luma(y)
-        chroma = np.stack([_plane(frame, 1), _plane(frame, 2)]).astype(np.float32) / 255.0
-        chroma = 255.0 * self.upscaler.bicubic(torch.from_numpy(chroma)[:, None])[:, 0]
         out = av.VideoFrame(width, height, "yuv420p")
-        for index, plane in enumerate((y, chroma[0], chroma[1])):
-            target = out.planes[index]
-            pixels = plane[: target.height, : target.width].round().clamp(0, 255).to(torch.uint8).numpy()
-            buffer = np.zeros((target.height, target.line_size), np.uint8)
-            buffer[:, : target.width] = pixels
-            target.update(buffer.tobytes())
+        self._luma(_plane(frame, 0), _plane(out, 0), full_range)
+        for index in (1, 2):
+            self._into(_plane(frame, index), _plane(out, index), self.upscaler.bicubic_plane)
         out.pts, out.time_base = frame.pts, frame.time_base
         for name in ("color_range", "colorspace", "color_primaries", "color_trc"):
             try:
@@ -107,11 +107,46 @@ class FrameUpscaler:
                 pass
         return out
 
+    def _luma(self, y: np.ndarray, target: np.ndarray, full_range: bool) -> None:
+        """Y (studio range 16..235, or full range 0..255) through the model into ``target``."""
+        up = self.upscaler
+        if self._fused:
+            # studio: the model sees (Y - 16) / 219 and Y' = 16 + 219 * clip(o, 0, 1)
+            in_affine, out_affine, clamp = (((1 / 255, 0.0), (255.0, 0.0), (0.0, 255.0)) if full_range else
+                                            ((1 / 219, -16 / 219), (219.0, 16.0), (16.0, 235.0)))
+
+            def run(src: np.ndarray, dst: np.ndarray) -> None:
+                up.backend.run(src[None], np.uint8, in_affine, out_affine, clamp,
+                               border=up.border == "replicate", out=dst[None])
+
+            self._into(y, target, run)
+            return
+        planes = torch.from_numpy(y.astype(np.float32))[None, None]
+        planes = planes / 255.0 if full_range else luma_to_model(planes)
+        result = up.run_model(planes)[0, 0]
+        result = 255.0 * result.clamp(0.0, 1.0) if full_range else model_to_luma(result)
+        rows, cols = target.shape
+        target[...] = result[:rows, :cols].round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def _into(self, src: np.ndarray, target: np.ndarray, run) -> None:  # noqa: ANN001
+        """``run(src, dst)`` straight into ``target`` when the sizes match; else through a
+        temporary cropped to it (odd sizes: the output frame is rounded down to even)."""
+        s = self.scale
+        if target.shape == (src.shape[0] * s, src.shape[1] * s):
+            run(src, target)
+            return
+        full = np.empty((src.shape[0] * s, src.shape[1] * s), np.uint8)
+        run(src, full)
+        target[...] = full[: target.shape[0], : target.shape[1]]
+
 
 def _add_video_stream(output, rate: Fraction, width: int, height: int, time_base: Fraction,  # noqa: ANN001
                       codec: str | None, options: dict[str, str] | None):
     av = _av()
-    choices = [(codec, options or {})] if codec else list(DEFAULT_CODECS)
+    # Options given without a codec tune the default x264 encoder (CRF, preset), not the fallback.
+    choices = [(codec, options or {})] if codec else [
+        (name, {**defaults, **(options or {})} if name == "libx264" else defaults)
+        for name, defaults in DEFAULT_CODECS]
     errors = []
     for name, opts in choices:
         try:
@@ -183,7 +218,8 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
     """Upscale the first video stream of ``source`` into ``target`` with an `edgesr.Upscaler`.
 
     Args:
-        codec, options: encoder name and options (default libx264 CRF 18, else mpeg4).
+        codec, options: encoder name and options (default libx264 CRF 18 preset medium, else
+            mpeg4); options without a codec adjust the libx264 defaults, e.g. {"crf": "23"}.
         console: where the progress bar (frames, fps) goes; None for a default console.
         progress: a running Rich `Progress` to add the bar to (instead of starting one).
         on_frame: called with the number of frames done after each frame.
@@ -226,26 +262,42 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
                 stream = _add_video_stream(output, rate, width, height, video.time_base, codec, options)
                 audio_plan, audio_note = _add_audio_streams(output, audio_in, source)
                 task = shown.add_task(source.name, total=video.frames or None)
-                for packet in container.demux(video, *audio_in):
-                    if packet.stream.type == "video":
-                        for frame in packet.decode():
-                            if frame.pts is None:
-                                frame.pts = count
-                            output.mux(stream.encode(upscale_frame(frame)))
-                            count += 1
-                            fps = count / max(time.perf_counter() - started, 1e-9)
-                            shown.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
-                            if on_frame:
-                                on_frame(count)
-                    elif packet.stream.index in audio_plan and packet.dts is not None:
-                        out_stream, copy = audio_plan[packet.stream.index]
-                        if copy:
-                            packet.stream = out_stream
-                            output.mux(packet)
-                        else:
-                            for frame in packet.decode():
-                                frame.pts = None
-                                output.mux(out_stream.encode(frame))
+
+                def demuxed():  # producer thread: demux and decode
+                    for packet in container.demux(video, *audio_in):
+                        if packet.stream.type == "video":
+                            yield from packet.decode()
+                        elif packet.stream.index in audio_plan and packet.dts is not None:
+                            yield packet
+
+                def upscale(item):  # noqa: ANN001, ANN202 - this thread: the model
+                    nonlocal count
+                    if not isinstance(item, av.VideoFrame):
+                        return item
+                    if item.pts is None:
+                        item.pts = count
+                    result = upscale_frame(item)
+                    count += 1
+                    fps = count / max(time.perf_counter() - started, 1e-9)
+                    shown.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
+                    if on_frame:
+                        on_frame(count)
+                    return result
+
+                def encode(item) -> None:  # noqa: ANN001 - consumer thread: encode and mux
+                    if isinstance(item, av.VideoFrame):
+                        output.mux(stream.encode(item))
+                        return
+                    out_stream, copy = audio_plan[item.stream.index]
+                    if copy:
+                        item.stream = out_stream
+                        output.mux(item)
+                    else:
+                        for frame in item.decode():
+                            frame.pts = None
+                            output.mux(out_stream.encode(frame))
+
+                run_stages(demuxed(), upscale, encode)
                 if count == 0:
                     raise EdgesrError(f"{source}: the video stream has no decodable frames")
                 output.mux(stream.encode(None))

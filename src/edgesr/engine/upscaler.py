@@ -155,6 +155,10 @@ class Upscaler:
         """Bicubic with clamped borders from one integer plane (H, W) into ``out`` (sH, sW) of the
         same dtype, rounded; both may have strided rows (video planes, read and written in place)."""
         peak = float(np.iinfo(out.dtype).max)
+        if not self._native:
+            planes = torch.from_numpy(plane.astype(np.float32))[None, None]
+            out[...] = self.bicubic(planes)[0, 0].round().clamp(0, peak).numpy().astype(out.dtype)
+            return
         native.plane(plane[None], out[None], self._chroma_filter, self.scale, True,
                      torch.get_num_threads(), out_map=(1.0, 0.0, 0.0, peak))
 
