@@ -200,14 +200,42 @@ def _engine_u8(backend):
     return run
 
 
+#: What `bench` times as the engine: the luma kernel, or the call a user makes on an array.
+PIPELINES = ("luma", "gray", "rgb", "rgb16")
+
+
+def test_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """The array a pipeline's user call gets: gray (H, W) uint8, RGB (H, W, 3) uint8 or uint16."""
+    if pipeline == "rgb16":
+        return rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
+    if pipeline == "rgb":
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return rng.integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def _user_call(model_id: str, backend: str, device: str, dtype: str):  # noqa: ANN202
+    """``Upscaler(id, pretrained=...).upscale`` as a user builds it (shipped weights when there are
+    some: the speed does not depend on the values)."""
+    from edgesr.engine import Upscaler
+    from edgesr.weights import shipped_manifest
+
+    shipped = model_id in shipped_manifest()["models"]
+    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype).upscale
+
+
 def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
-          baselines: bool = True) -> tuple[dict[str, dict], dict[str, object]]:
-    """Time each model (uint8 luma in and out) with the baselines interleaved.
+          baselines: bool = True, pipeline: str = "luma") -> tuple[dict[str, dict], dict[str, object]]:
+    """Time each model with the baselines interleaved.
 
-    Returns (rows, info): rows keyed by model id in the shared results format, and info with the
-    machine, library versions, GEMM peak and notes (skipped baselines).
+    ``pipeline="luma"`` times the engine on a uint8 luma plane (the kernel); ``"gray"``, ``"rgb"``
+    and ``"rgb16"`` time the user's call, ``Upscaler(id).upscale(array)`` on a gray, RGB uint8 or
+    RGB uint16 array, next to the luma kernel (``kernel`` column) and OpenCV/Pillow resizing the
+    same array. Returns (rows, info): rows keyed by model id in the shared results format, and
+    info with the machine, library versions, GEMM peak and notes (skipped baselines).
     """
+    if pipeline not in PIPELINES:
+        raise EdgesrError(f"unknown pipeline {pipeline!r}; choose {', '.join(PIPELINES)} (or video)")
     from edgesr.engine import make_backend, resolve_device
 
     dev = resolve_device(device)
@@ -241,14 +269,28 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
         reference = model.to(device=dev, dtype=torch_dtype).eval()
         lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
         calls: dict[str, Callable[[], object]] = {}
-        if dev.type == "cuda":  # the engine on a GPU is the torch forward, on resident tensors
+        if pipeline != "luma":
+            array = test_image(pipeline, h, w, rng)
+            calls["engine"] = lambda f=_user_call(spec.id, backend, str(dev), dtype), x=array: f(x)
+            if dev.type == "cpu":
+                calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
+        elif dev.type == "cuda":  # the engine on a GPU is the torch forward, on resident tensors
             calls["engine"] = lambda m=reference, x=lr: m(x)
         else:
             run = _engine_u8(engine)
             calls["engine"] = lambda r=run, x=plane: r(x)
             calls["torch_reference"] = lambda m=reference, x=lr: m(x)
         calls["gemm"] = gemm
-        if baselines:
+        if baselines and pipeline != "luma":
+            from PIL import Image
+
+            if pipeline != "rgb16":  # Pillow has no 16-bit RGB
+                calls["pillow"] = lambda x=array, o=(w * s, h * s): np.asarray(
+                    Image.fromarray(x).resize(o, Image.BICUBIC))
+            if cv2 is not None:
+                calls["opencv"] = lambda x=array, o=(w * s, h * s): cv2.resize(
+                    x, o, interpolation=cv2.INTER_CUBIC)
+        elif baselines:
             calls["torch_bicubic"] = lambda x=lr, f=s: torch.nn.functional.interpolate(
                 x, scale_factor=f, mode="bicubic", align_corners=False)
             from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device
@@ -264,6 +306,8 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
         gemm_rate = gemm_flops / (timings.pop("gemm").median_ms * 1e-3) / 1e9
         rows[spec.id] = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),
                              getattr(engine, "name", backend), threads)
+        rows[spec.id]["pipeline"] = pipeline
+    info["pipeline"] = pipeline
     return rows, info
 
 
@@ -320,3 +364,110 @@ def write_rows(rows: dict[str, dict], path: str | os.PathLike) -> Path:
     else:
         raise EdgesrError(f"{path}: results file must end in .json or .csv")
     return path
+
+
+def make_test_clip(path: str | os.PathLike, size: tuple[int, int], frames: int, fps: int = 30,
+                   audio: bool = True) -> Path:
+    """A synthetic H.264 clip (moving gradients and edges) with an AAC tone, for the video bench."""
+    from fractions import Fraction
+
+    from edgesr.video import _av
+
+    av = _av()
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=Fraction(fps), options={"crf": "18", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = out.add_stream("aac", rate=44100) if audio else None
+        for i in range(frames):
+            rgb = np.stack([128 + 100 * np.sin((x + 4 * i) / 17.0), 128 + 100 * np.cos((y - 3 * i) / 23.0),
+                            255.0 * (((x + y + 5 * i) // 32) % 2)], axis=-1).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            samples = 44100 * frames // fps
+            tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)
+            chunk = 1024
+            for start in range(0, samples, chunk):
+                piece = av.AudioFrame.from_ndarray(tone[None, start:start + chunk].astype(np.float32),
+                                                   format="fltp", layout="mono")
+                piece.sample_rate, piece.pts = 44100, start
+                out.mux(sound.encode(piece))
+            out.mux(sound.encode(None))
+    return Path(path)
+
+
+def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int = 90,
+                threads: int | None = None, repeats: int = 3, backend: str = "auto",
+                codec: str | None = None, options: dict[str, str] | None = None) -> dict[str, object]:
+    """Frames per second of ``edgesr upscale clip.mp4`` (decode + upscale + encode, overlapped)
+    next to decode + encode alone at the same output size and settings, and the upscaling alone
+    on decoded frames; runs interleaved, medians. ``size`` is the input (H, W)."""
+    import tempfile
+    from fractions import Fraction
+
+    from edgesr.stages import run_stages
+    from edgesr.video import FrameUpscaler, _add_video_stream, _av, _plane, upscale_video
+
+    av = _av()
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    upscaler = _user_call(model_id, backend, "cpu", "float32").__self__
+    upscale_frame = FrameUpscaler(upscaler)
+    with tempfile.TemporaryDirectory(prefix="edgesr-bench-") as folder:
+        clip = make_test_clip(Path(folder) / "clip.mp4", size, frames)
+        with av.open(str(clip)) as container:
+            decoded = [f.reformat(format="yuv420p") for f in container.decode(video=0)]
+        template = upscale_frame(decoded[0])
+
+        def full() -> None:
+            upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options,
+                          progress=_NullProgress())
+
+        def kernel_only() -> None:
+            for frame in decoded:
+                upscale_frame(frame)
+
+        def codecs_only() -> None:  # the same stages with a ready-made output frame
+            with av.open(str(clip)) as source, av.open(str(Path(folder) / "codecs.mp4"), "w") as out:
+                stream = source.streams.video[0]
+                rate = stream.average_rate or Fraction(30)
+                encoder = _add_video_stream(out, rate, template.width, template.height, stream.time_base,
+                                            codec, options)
+
+                def same_frame(frame):  # noqa: ANN001, ANN202 - a copy: encoders keep references
+                    out_frame = av.VideoFrame(template.width, template.height, "yuv420p")
+                    for index in range(3):
+                        _plane(out_frame, index)[...] = _plane(template, index)
+                    out_frame.pts, out_frame.time_base = frame.pts, frame.time_base
+                    return out_frame
+
+                run_stages((f for p in source.demux(stream) for f in p.decode()), same_frame,
+                           lambda f: out.mux(encoder.encode(f)))
+                out.mux(encoder.encode(None))
+
+        timings = time_interleaved({"full": full, "kernel": kernel_only, "codecs": codecs_only}, repeats)
+    fps = {name: frames / (t.median_ms / 1e3) for name, t in timings.items()}
+    return {"model": model_id, "frames": frames, "input": f"{size[1]}x{size[0]}",
+            "output": f"{template.width}x{template.height}", "threads": threads,
+            "fps_full": fps["full"], "fps_kernel": fps["kernel"], "fps_decode_encode": fps["codecs"],
+            "ratio_vs_slowest_stage": fps["full"] / min(fps["kernel"], fps["codecs"])}
+
+
+class _NullProgress:
+    """A stand-in for a Rich Progress: the video bench times the work, not the bar."""
+
+    def __enter__(self) -> "_NullProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None

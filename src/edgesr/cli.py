@@ -274,9 +274,15 @@ def bench_command(
     repeats: int = typer.Option(10, "--repeats", "-r", help="Timed runs per engine and baseline (medians reported)."),
     size: str = typer.Option("1080x1920", "--size", help="Output size HxW; the input is (H/s) x (W/s)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write rows: .json ({id: {speed_cpu, ms_cpu, ...}}) or .csv."),
+    pipeline: str = typer.Option("luma", "--pipeline", help="What is timed: luma (the kernel on a uint8 plane), gray, rgb or rgb16 (Upscaler.upscale on that array), video (edgesr upscale clip.mp4, frames/s)."),
+    frames: int = typer.Option(300, "--frames", help="--pipeline video: frames of the synthetic 640x480 H.264 + AAC clip."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
     from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
+
+    if pipeline == "video":
+        _bench_video(expand_models(models or [], scale), threads, max(1, repeats), frames, backend, output)
+        return
 
     try:
         out_h, out_w = (int(v) for v in size.lower().split("x"))
@@ -288,7 +294,8 @@ def bench_command(
         if output is not None and output.suffix.lower() not in (".json", ".csv"):
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
         rows, info = bench(expand_models(models or [], scale), backend=backend, device=device,
-                           threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w))
+                           threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
+                           pipeline=pipeline)
         if output is not None:
             write_rows(rows, output)
     except EdgesrError as error:
@@ -296,26 +303,59 @@ def bench_command(
     for note in info["notes"]:
         err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
     dev = str(info["device"]).split(":")[0]
+    user_call = pipeline != "luma"
     table = Table("id", "backend", "ms", "±", "fps", "GMAC", "GFLOP/s", "%peak", "xOpenCV", "xPillow",
-                  "xbicubic", "ref/it", box=None)
+                  *(("kernel ms", "xkernel") if user_call else ("xbicubic", "ref/it")), box=None)
     for model_id, row in rows.items():
         def ratio(name: str, r: dict = row) -> str:
             value = r.get(f"ratio_vs_{name}")
             return "" if value is None else f"{value:.2f}"
+        last = ((f"{row[f'ms_kernel_{dev}']:.2f}" if f"ms_kernel_{dev}" in row else "", ratio("kernel"))
+                if user_call else
+                (ratio("torch_bicubic"),
+                 f"{row['speedup_vs_torch_reference']:.1f}" if "speedup_vs_torch_reference" in row else ""))
         table.add_row(model_id, str(row["backend"]), f"{row[f'ms_{dev}']:.2f}", f"{row[f'spread_ms_{dev}']:.2f}",
                       f"{row[f'speed_{dev}']:.1f}", f"{row['macs'] / 1e9:.3f}", f"{row[f'gflops_{dev}']:.1f}",
-                      f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"),
-                      ratio("torch_bicubic"),
-                      f"{row['speedup_vs_torch_reference']:.1f}" if "speedup_vs_torch_reference" in row else "")
+                      f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"), *last)
     console.print(table)
+    what = {"luma": "uint8 luma in/out", "gray": "Upscaler.upscale(gray uint8)",
+            "rgb": "Upscaler.upscale(RGB uint8), OpenCV/Pillow on the same array",
+            "rgb16": "Upscaler.upscale(RGB uint16), OpenCV on the same array"}[pipeline]
     console.print(f"{info['machine']}; {info['libraries']}; {info['dtype']}; GEMM peak"
                   f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, "
-                  + ("uint8 luma in/out; " if dev == "cpu"
+                  + (f"{what}; " if dev == "cpu" or user_call
                      else f"tensors resident on the device, per frame in bursts of {GPU_BURST}; ")
                   + "xNAME = time / NAME's time"
                   + (", ref/it = torch forward time / this time" if dev == "cpu" else "")
                   + f" (medians of {repeats}, interleaved)"
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
+
+
+def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames: int, backend: str,
+                 output: Optional[Path]) -> None:
+    """`edgesr bench --pipeline video`: frames/s of the whole job against its stages alone."""
+    from edgesr.bench import bench_video, environment, write_rows
+
+    if output is not None and output.suffix.lower() not in (".json", ".csv"):
+        raise fail(f"{output}: results go to a .json or .csv file")
+    try:
+        rows = {m: bench_video(m, frames=frames, threads=threads, repeats=min(repeats, 3), backend=backend)
+                for m in models}
+        if output is not None:
+            write_rows(rows, output)
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    table = Table("id", "input", "output", "frames", "fps", "fps upscale only", "fps decode+encode only",
+                  "x slowest stage", box=None)
+    for model_id, row in rows.items():
+        table.add_row(model_id, row["input"], row["output"], str(row["frames"]), f"{row['fps_full']:.1f}",
+                      f"{row['fps_kernel']:.1f}", f"{row['fps_decode_encode']:.1f}",
+                      f"{row['ratio_vs_slowest_stage']:.2f}")
+    console.print(table)
+    info = environment("cpu", next(iter(rows.values()))["threads"])
+    console.print(f"{info['machine']}; {info['libraries']}; libx264 CRF 18 preset medium + AAC copy;"
+                  " fps = frames / wall time of edgesr upscale clip.mp4 (decode, upscale, encode overlapped);"
+                  " medians, interleaved" + (f"; rows written to {output}" if output else ""), highlight=False)
 
 
 @app.command("export")

@@ -43,7 +43,7 @@
 #endif
 #endif
 #define TW (PV * VW) /* LR pixels per tile */
-#define SH 8         /* LR rows per strip (unit of work for a thread) */
+#define SH 16         /* LR rows per strip (unit of work for a thread) */
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
