@@ -109,3 +109,26 @@ def test_bench_command_rejects_a_bad_size():
 def test_bench_on_cuda_reports_cuda_columns():
     rows, info = bench(["eSR-MAX_s2_K3_C2"], device="cuda", repeats=2, size=(16, 16))
     assert "speed_cuda" in rows["eSR-MAX_s2_K3_C2"] and info["dtype"] == "float16"
+
+
+def test_pipeline_bench_times_the_users_call_next_to_the_kernel():
+    rows, info = bench(["eSR-MAX_s2_K3_C1"], repeats=1, size=(32, 48), pipeline="rgb")
+    row = rows["eSR-MAX_s2_K3_C1"]
+    assert info["pipeline"] == row["pipeline"] == "rgb"
+    assert row["ms_cpu"] > 0 and row["ms_kernel_cpu"] > 0 and "ratio_vs_pillow" in row
+
+
+def test_unknown_pipeline_is_a_clear_error():
+    with pytest.raises(EdgesrError, match="unknown pipeline"):
+        bench(["Bicubic_s2"], repeats=1, size=(8, 8), pipeline="rgba")
+
+
+def test_video_bench_reports_frames_per_second_of_the_job_and_its_stages():
+    pytest.importorskip("av")
+    from edgesr.bench import bench_video
+
+    row = bench_video("Bicubic_s2", size=(32, 48), frames=6, repeats=1, threads=1)
+    assert row["frames"] == 6 and row["output"] == "96x64"
+    assert min(row["fps_full"], row["fps_kernel"], row["fps_decode_encode"]) > 0
+    assert row["ratio_vs_slowest_stage"] == pytest.approx(
+        row["fps_full"] / min(row["fps_kernel"], row["fps_decode_encode"]))

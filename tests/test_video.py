@@ -125,3 +125,48 @@ def test_cli_upscales_a_folder_of_frames_as_an_image_sequence(tmp_path):
     result = CliRunner().invoke(app, ["upscale", str(frames), "-o", str(tmp_path / "up"), "--tile", "0"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "up").iterdir()) == [f"frame_{i:04d}.png" for i in range(3)]
+
+
+def _random_frame(width: int, height: int, seed: int = 0):
+    frame = av.VideoFrame(width, height, "yuv420p")
+    rng = np.random.default_rng(seed)
+    for index in range(3):
+        plane = _plane(frame, index)
+        plane[...] = rng.integers(16, 236, size=plane.shape, dtype=np.uint8)
+    frame.pts, frame.time_base = 0, Fraction(1, 25)
+    return frame
+
+
+@pytest.mark.parametrize("size", [(48, 32), (47, 33)])
+def test_frames_through_the_kernel_equal_the_torch_path(size):
+    from edgesr.video import FrameUpscaler
+
+    frame = _random_frame(*size)
+    from edgesr.models import create_model
+
+    model = create_model("eSR-TM_s3_K5_C3")
+    fused = FrameUpscaler(Upscaler(model, backend="auto"))(frame)
+    reference = FrameUpscaler(Upscaler(model, backend="torch"))(frame)
+    assert (fused.width, fused.height) == (3 * size[0] // 2 * 2, 3 * size[1] // 2 * 2)
+    for index in range(3):
+        a, b = _plane(fused, index).astype(int), _plane(reference, index).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
+def test_cli_video_encoder_options_and_summary(clip, tmp_path):
+    target = tmp_path / "out.mp4"
+    result = CliRunner().invoke(app, ["upscale", str(clip), "-o", str(target), "-m", "Bicubic_s2",
+                                      "--codec", "mpeg4"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(target)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert f"1 video ({FRAMES} frames)" in result.output
+    if video_codec() == "libx264":  # a higher CRF gives a smaller file than the default 18
+        sizes = {}
+        for crf in ("18", "45"):
+            out = tmp_path / f"crf{crf}.mp4"
+            result = CliRunner().invoke(app, ["upscale", str(clip), "-o", str(out), "-m", "Bicubic_s2",
+                                              "--crf", crf, "--preset", "ultrafast"])
+            assert result.exit_code == 0, result.output
+            sizes[crf] = out.stat().st_size
+        assert sizes["45"] < sizes["18"]
