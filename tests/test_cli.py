@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from edgesr import create_model
 from edgesr.cli import app
+from edgesr.imaging import write_image
 from edgesr.weights import default_model_id
 
 runner = CliRunner()
@@ -124,3 +125,16 @@ def test_models_shipped_lists_trained_weights_with_their_metrics():
     assert result.exit_code == 0
     assert f"{default_model_id(2)} *" in result.output and "Set14 dB" in result.output
     assert "_s3_" not in result.output
+
+
+def test_folder_output_can_change_the_image_format(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "b.bmp"):
+        write_image(source / name, rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8))
+    result = CliRunner().invoke(app, ["upscale", str(source), "-o", str(tmp_path / "out"), "--format", "png",
+                                      "-m", "Bicubic_s2", "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert "stages: read" in result.output and "2 images" in result.output

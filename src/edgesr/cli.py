@@ -88,6 +88,7 @@ def upscale_command(
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Video encoder preset (x264/x265; default medium), e.g. veryfast."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print each file's read, upscale and write times, and stage totals."),
+    image_format: Optional[str] = typer.Option(None, "--format", help="Image format of a folder output (png, jpg, webp, ...); default: each input's own."),
 ) -> None:
     """Upscale images or videos (.mp4, .mkv, ...) with one model; other files in the batch go on when one fails."""
     from edgesr.upscale_files import upscale_files
@@ -97,7 +98,7 @@ def upscale_command(
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=device, dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
                                backend=backend, console=console, video_codec=codec,
-                               video_options=options or None, verbose=verbose)
+                               video_options=options or None, verbose=verbose, image_format=image_format)
     except EdgesrError as error:
         raise fail(str(error)) from None
     for message in report.errors:

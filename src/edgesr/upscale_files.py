@@ -73,8 +73,9 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return list(unique.values()), errors
 
 
-def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
-    """Pair each input with its output path: a folder keeps the names; a file name needs one input."""
+def plan_outputs(paths: list[Path], output: Path, suffix: str | None = None) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path: a folder keeps the names (with ``suffix``, e.g.
+    ".png", instead of each image's own); a file name needs one input."""
     if (is_image_path(output) or is_video_path(output)) and not output.is_dir():
         if len(paths) != 1:
             raise EdgesrError(f"{output}: an output file name needs exactly one input, got {len(paths)}")
@@ -85,7 +86,8 @@ def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
         if path.name in names:
             raise EdgesrError(f"{path}: same file name as {names[path.name]}; the outputs would collide")
         names[path.name] = path
-        plan.append((path, output / path.name))
+        name = path.name if suffix is None or is_video_path(path) else path.with_suffix(suffix).name
+        plan.append((path, output / name))
     return plan
 
 
@@ -94,13 +96,14 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                   color: str = "ycbcr", max_pixels: int | None = None,
                   console: Console | None = None, tile: int | None = None,
                   backend: str = "auto", video_codec: str | None = None,
-                  video_options: dict[str, str] | None = None, verbose: bool = False) -> BatchReport:
+                  video_options: dict[str, str] | None = None, verbose: bool = False,
+                  image_format: str | None = None) -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
     ``video_options`` choose the encoder); ``tile`` is the `Upscaler`'s seam-free tile size (None:
     only when the memory budget needs it); ``verbose`` prints each file's read, upscale and write
-    times.
+    times; ``image_format`` ("png", "jpg", ...) converts the images of a folder output.
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
@@ -118,7 +121,12 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                         dtype=dtype, color=color, tile=tile, backend=backend)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
-    plan = plan_outputs(paths, Path(output))
+    suffix = None
+    if image_format is not None:
+        suffix = "." + image_format.lower().lstrip(".")
+        if not is_image_path(Path("x" + suffix)):
+            raise EdgesrError(f"--format {image_format}: not an image format edgesr writes")
+    plan = plan_outputs(paths, Path(output), suffix)
     if plan and not ((is_image_path(output) or is_video_path(output)) and not Path(output).is_dir()):
         try:
             Path(output).mkdir(parents=True, exist_ok=True)
