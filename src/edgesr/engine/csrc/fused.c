@@ -633,6 +633,12 @@ typedef struct {
 } scratch_t;
 
 
+/* Halfword permutes from channel-major lanes (two zmm: channels 0-1, 2-3) to pixel order. */
+#if defined(__AVX512BW__) && VW == 16
+static const uint16_t ileave3_w[64] = {0, 16, 32, 1, 17, 33, 2, 18, 34, 3, 19, 35, 4, 20, 36, 5, 21, 37, 6, 22, 38, 7, 23, 39, 8, 24, 40, 9, 25, 41, 10, 26, 42, 11, 27, 43, 12, 28, 44, 13, 29, 45, 14, 30, 46, 15, 31, 47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint16_t ileave4_w[64] = {0, 16, 32, 48, 1, 17, 33, 49, 2, 18, 34, 50, 3, 19, 35, 51, 4, 20, 36, 52, 5, 21, 37, 53, 6, 22, 38, 54, 7, 23, 39, 55, 8, 24, 40, 56, 9, 25, 41, 57, 10, 26, 42, 58, 11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};
+#endif
+
 /* Interleave K channel vectors (lane k*VW + x) to pixel order (lane x*K + k) and store K*VW
  * integers: one permute instead of K*VW scalar stores. */
 static inline __attribute__((always_inline)) void store_pixels(const int otype, const int K,
@@ -647,6 +653,25 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
     if (K == 4) v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[3]), 3);
     v = _mm512_permutexvar_epi8((__m512i)(K == 3 ? j->ileave3_b : j->ileave4_b), v);
     _mm512_mask_storeu_epi8(dst, K == 3 ? 0xFFFFFFFFFFFFull : ~0ull, v);
+    return;
+  }
+#endif
+#if defined(__AVX512BW__) && VW == 16
+  if (otype == T_U16) {
+    /* channel-major halfwords in two zmm, then two permutes to pixel order (the generic
+     * shuffle below goes through memory: measured 4x slower for RGB uint16) */
+    __m512i c01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16((__m512i)ch[0])),
+                                     _mm512_cvtepi32_epi16((__m512i)ch[1]), 1);
+    __m512i c23 = _mm512_castsi256_si512(_mm512_cvtepi32_epi16((__m512i)ch[2]));
+    if (K == 4) c23 = _mm512_inserti64x4(c23, _mm512_cvtepi32_epi16((__m512i)ch[3]), 1);
+    const uint16_t *idx = K == 3 ? ileave3_w : ileave4_w;
+    __m512i lo = _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx), c23);
+    __m512i hi = _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx + 32), c23);
+    _mm512_storeu_si512(dst, lo);
+    if (K == 4)
+      _mm512_storeu_si512(dst + 64, hi);
+    else
+      _mm256_storeu_si256((__m256i *)(dst + 64), _mm512_castsi512_si256(hi));
     return;
   }
 #endif
