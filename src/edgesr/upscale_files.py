@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import is_image_path, read_image, write_image
 from edgesr.video import is_video_path
 
@@ -62,6 +63,44 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return list(unique.values()), errors
 
 
+#: Largest --tile: a window of 16384^2 LR pixels already needs gigabytes; above it tiling bounds nothing.
+MAX_TILE = 16384
+
+
+def check_tile(tile: int | None) -> None:
+    """``tile`` must be None (automatic), 0 (never) or MIN_TILE..MAX_TILE LR pixels."""
+    from edgesr.engine.tiling import MIN_TILE
+
+    if tile is not None and tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
+        raise EdgesrError(f"--tile {tile}: give 0 (never tile) or {MIN_TILE}..{MAX_TILE} LR pixels")
+
+
+def check_output_name(output: Path) -> None:
+    """A new output folder has no file extension: ``-o out.txt`` or ``-o out.gif`` is a file
+    name in a format edgesr does not write, not a folder to create."""
+    if output.suffix and not output.is_dir() and not (is_image_path(output) or is_video_path(output)):
+        from edgesr.imaging import IMAGE_SUFFIXES
+        from edgesr.video import VIDEO_SUFFIXES
+
+        raise EdgesrError(f"{output}: {output.suffix} is not a format edgesr writes"
+                          f" ({' '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); an output folder is"
+                          " a name without an extension, or an existing folder")
+
+
+def resolve_model_id(model: str | None, scale: int | None) -> str:
+    """The id to run: ``model``, else the default for ``scale`` (2 when neither is given);
+    a ``scale`` that contradicts the id's is an error rather than silently ignored."""
+    from edgesr.models import ModelSpec
+
+    if model is None:
+        return ModelSpec.parse(default_model(scale or 2)).id
+    spec = ModelSpec.parse(model)
+    if scale is not None and scale != spec.scale:
+        raise EdgesrError(f"--scale {scale} conflicts with {spec.id}, a x{spec.scale} model;"
+                          " drop --scale or choose a model of that scale")
+    return spec.id
+
+
 def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
     """Pair each input with its output path: a folder keeps the names; a file name needs one input."""
     if (is_image_path(output) or is_video_path(output)) and not output.is_dir():
@@ -78,7 +117,7 @@ def plan_outputs(paths: list[Path], output: Path) -> list[tuple[Path, Path]]:
     return plan
 
 
-def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int = 2,
+def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int | None = None,
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
                   console: Console | None = None, tile: int | None = None,
@@ -86,16 +125,17 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video`; ``tile`` is the
-    `Upscaler`'s seam-free tile size (None: only when the memory budget needs it).
+    `Upscaler`'s seam-free tile size (None: only when the memory budget needs it). ``scale``
+    picks the default model; with ``model`` it must agree with the id's scale.
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
     from edgesr.weights import shipped_manifest
 
     started = time.perf_counter()
-    from edgesr.models import ModelSpec
-
-    model_id = ModelSpec.parse(model or default_model(scale)).id
+    model_id = resolve_model_id(model, scale)
+    check_tile(tile)
+    check_output_name(Path(output))
     pretrained = weights is None and model_id in shipped_manifest()["models"]
     if weights is None and not pretrained and not model_id.startswith("Bicubic_"):
         raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
@@ -116,8 +156,8 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     with Progress(*columns, console=console, transient=True, disable=not plan) as progress:
         task = progress.add_task("upscaling", total=len(plan))
         for source, target in plan:
-            progress.update(task, description=source.name)
-            try:
+            progress.update(task, description=escape(source.name))
+            with per_file(source, report.errors):
                 if target.resolve() in input_set:
                     raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
                 if is_video_path(source) or is_video_path(target):
@@ -135,9 +175,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                 report.written.append((source, target, elapsed))
                 height, width = image.shape[:2]
                 console.print(f"{source} -> {target}  {width}x{height} -> {result.shape[1]}x{result.shape[0]}"
-                              f"  {elapsed * 1000:.0f} ms", highlight=False)
-            except EdgesrError as error:
-                report.errors.append(str(error))
+                              f"  {elapsed * 1000:.0f} ms", highlight=False, markup=False)
             progress.advance(task)
     report.seconds = time.perf_counter() - started
     return report
@@ -153,7 +191,7 @@ def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchRepor
     report.written.append((source, target, video.seconds))
     console.print(f"{source} -> {target}  {video.frames} frames {video.size[0]}x{video.size[1]}"
                   f" at {video.fps:g} fps, {video.codec}, audio {video.audio},"
-                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False)
+                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False, markup=False)
 
 
 def default_model(scale: int) -> str:
