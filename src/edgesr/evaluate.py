@@ -169,9 +169,10 @@ def prepare_image(path: Path, scale: int, protocol: str | Protocol = "paper",
                   resize: str = DEFAULT_RESIZE) -> EvalImage:
     """Read an HR file and make its (HR luma, LR luma) pair for ``scale`` under ``protocol``."""
     protocol = get_protocol(protocol)
-    hr = mod_crop(read_pixels(path), scale)
+    pixels = read_pixels(path)
+    hr = mod_crop(pixels, scale)
     if min(hr.shape[:2]) < scale * 4:
-        raise EdgesrError(f"{path}: image of {hr.shape[1]}x{hr.shape[0]} is too small for x{scale}")
+        raise EdgesrError(f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} is too small for x{scale}")
     lr = downscale(hr, scale, method=resize)
     if protocol.round_lr:
         lr = np.clip(np.rint(lr), 0.0, 255.0)

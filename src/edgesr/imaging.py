@@ -107,7 +107,8 @@ def _decoder_message(error: Exception) -> str:
     if isinstance(error, MemoryError):
         return "not enough memory to decode this image"
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    detail = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    kind = type(error).__name__
+    detail = text if text.startswith(kind) else f"{kind}: {text}" if text else kind  # pypng repeats it
     return f"damaged or truncated image ({detail})"
 
 

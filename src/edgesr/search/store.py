@@ -76,15 +76,25 @@ class ResultsStore:
             return
         if self.path.exists() and not is_sqlite_file(self.path):
             raise EdgesrError(f"{self.path}: exists and is not a results store; choose another --store")
+        new = not self.path.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-        except (OSError, sqlite3.Error) as error:
-            raise EdgesrError(f"{self.path}: cannot open the results store ({error})") from None
-        with self._writing():
-            self._db.executescript(_SCHEMA)
+            with self._writing():
+                self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error, EdgesrError) as error:
+            if new:  # an empty file would block the next run ("not a results store")
+                self._remove_files()
+            message = str(error) if isinstance(error, EdgesrError) else f"{self.path}: cannot open the results store ({error})"
+            raise EdgesrError(message) from None
+
+    def _remove_files(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
