@@ -63,8 +63,7 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceba
     """edge-SR super-resolution: upscale, evaluate, train, benchmark, search."""
     if debug:
         os.environ["EDGESR_DEBUG"] = "1"
-    log.handlers[:] = [_LineHandler()]
-    log.propagate = False
+    log.handlers[:] = [_LineHandler()]  # replaces, so that repeated invocations in one process print once
     log.setLevel(logging.DEBUG if _debug_enabled() else logging.WARNING)
 
 

@@ -13,6 +13,7 @@ Value ranges at each boundary:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import warnings
@@ -127,9 +128,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
     return None
 
 
+class _PillowLog(logging.Handler):
+    """Pillow's own log records (e.g. "More samples per pixel than can be decoded", which it
+    logs rather than warns): into the reading thread's list; elsewhere as Python would print them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        caught = getattr(_sink, "warnings", None)
+        if caught is not None:
+            caught.append(record.getMessage().strip().splitlines()[0] if record.getMessage().strip()
+                          else record.levelname)
+        elif not logging.getLogger().handlers:
+            logging.lastResort.handle(record)
+
+
+_PILLOW_LOG = _PillowLog(logging.WARNING)
+
+
 @contextlib.contextmanager
 def _warnings_to_list() -> Iterator[list[str]]:
-    """Collect this thread's warnings into a list (others' go on as before).
+    """Collect this thread's warnings (and Pillow's log warnings) into a list; other threads'
+    go on as before.
 
     Not `warnings.catch_warnings`: it swaps process-wide state, and overlapping uses in decode
     threads would restore each other's hooks.
@@ -138,6 +156,9 @@ def _warnings_to_list() -> Iterator[list[str]]:
         if warnings.showwarning is not _show_warning:
             _show_warning.previous = warnings.showwarning
             warnings.showwarning = _show_warning
+        pillow = logging.getLogger("PIL")
+        if _PILLOW_LOG not in pillow.handlers:
+            pillow.addHandler(_PILLOW_LOG)
     _sink.warnings = caught = []
     try:
         yield caught
