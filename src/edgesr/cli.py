@@ -5,15 +5,20 @@ Every user-facing failure is an `EdgesrError`; `main` prints it as one red line 
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, Terminated, describe, log
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="edge-SR super-resolution: upscale, evaluate, train, benchmark, search.")
@@ -21,10 +26,62 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """One red error line; the message is text, never Rich markup (file names like ``[b].png``)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> "typer.Exit":
     """Print one error line and return the exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code=1)
+
+
+class _LineHandler(logging.Handler):
+    """The library's log as CLI lines: warnings one yellow line each, DEBUG records with their
+    traceback (``--debug``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = escape(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            err_console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+        else:
+            err_console.print(f"[dim]debug:[/dim] {text}", highlight=False, soft_wrap=True)
+            if record.exc_info:
+                import traceback
+
+                err_console.print("".join(traceback.format_exception(*record.exc_info)).rstrip(),
+                                  highlight=False, markup=False, soft_wrap=True)
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("EDGESR_DEBUG", "") not in ("", "0")
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of every failure (also EDGESR_DEBUG=1).")) -> None:
+    """edge-SR super-resolution: upscale, evaluate, train, benchmark, search."""
+    if debug:
+        os.environ["EDGESR_DEBUG"] = "1"
+    log.handlers[:] = [_LineHandler()]  # replaces, so that repeated invocations in one process print once
+    log.setLevel(logging.DEBUG if _debug_enabled() else logging.WARNING)
+
+
+def check_device(device: str) -> str:
+    """``--device``: cpu, cuda, cuda:N or auto; anything else is a one-line error, not torch's."""
+    kind, _, index = device.partition(":")
+    if device == "auto" or (kind in ("cpu", "cuda") and (not index or index.isdigit())):
+        return device
+    raise EdgesrError(f"--device {device!r}: choose cpu, cuda, cuda:N or auto")
+
+
+def check_finite_table(table: dict[str, dict[str, float]]) -> None:
+    """Never report a NaN or infinite score as a result."""
+    for model_id, row in table.items():
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise EdgesrError(f"{model_id}: non-finite {', '.join(bad)} (the model's outputs are NaN or"
+                              " infinite); no result reported")
 
 
 @app.command("models")
@@ -76,7 +133,7 @@ def upscale_command(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created), or a file name for a single input."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id, e.g. eSR-TM_s2_K7_C16."),
-    scale: int = typer.Option(2, "--scale", "-s", help="Upscaling factor when --model is not given."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor when --model is not given (default 2); with --model it must match the id."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 (cuda) or bfloat16."),
@@ -96,13 +153,13 @@ def upscale_command(
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
     try:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
-                               device=device, dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
+                               device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
                                backend=backend, console=console, video_codec=codec,
                                video_options=options or None, verbose=verbose, image_format=image_format)
     except EdgesrError as error:
         raise fail(str(error)) from None
     for message in report.errors:
-        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        print_error(message)
     console.print(report.summary(), highlight=False)
     if report.errors:
         raise typer.Exit(code=1)
@@ -211,6 +268,7 @@ def eval_command(
             result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
                               save_images=save_images, lpips=lpips, backend=backend,
                               progress=lambda n: bar.advance(task, n))
+        check_finite_table(result.table)
         if output is not None:
             write_table(result.table, output)
             if per_image:
@@ -232,7 +290,7 @@ def eval_command(
     if reference is not None:
         deltas, means = compare_tables(result.table, reference)
         if not deltas:
-            err_console.print(f"[yellow]note:[/yellow] {compare} shares no model id with these results")
+            err_console.print(f"[yellow]note:[/yellow] {escape(str(compare))} shares no model id with these results")
         else:
             diff = Table("id", *(f"Δ{c}" for c in means), box=None)
             for model_id, row in deltas.items():
@@ -241,9 +299,14 @@ def eval_command(
             console.print(f"difference to {compare}:", highlight=False)
             console.print(diff)
     images = count_images(names)
-    console.print(f"{len(result.table)} model{'s' if len(result.table) != 1 else ''} x {images} images"
+    used = f"{images - len(result.skipped)} of {images}" if result.skipped else f"{images}"
+    console.print(f"{len(result.table)} model{'s' if len(result.table) != 1 else ''} x {used} images"
                   f" ({protocol} protocol) in {result.seconds:.1f} s"
-                  + (f"; table written to {output}" if output is not None else ""), highlight=False)
+                  + (f"; table written to {output}" if output is not None else ""), highlight=False, markup=False)
+    for message in result.skipped:
+        print_error(f"{message} (skipped)")
+    if result.skipped:
+        raise typer.Exit(code=1)
 
 
 def _cell(column: str, value: object, signed: bool = False) -> str:
@@ -294,7 +357,7 @@ def bench_command(
     try:
         if output is not None and output.suffix.lower() not in (".json", ".csv"):
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
-        rows, info = bench(expand_models(models or [], scale), backend=backend, device=device,
+        rows, info = bench(expand_models(models or [], scale), backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
                            pipeline=pipeline)
         if output is not None:
@@ -302,7 +365,7 @@ def bench_command(
     except EdgesrError as error:
         raise fail(str(error)) from None
     for note in info["notes"]:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     dev = str(info["device"]).split(":")[0]
     user_call = pipeline != "luma"
     table = Table("id", "backend", "ms", "±", "fps", "GMAC", "GFLOP/s", "%peak", "xOpenCV", "xPillow",
@@ -390,7 +453,7 @@ def export_command(
             message += f"; max |difference| vs torch reference {error:.3g}{unit}"
     except EdgesrError as error:
         raise fail(str(error)) from None
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, markup=False)
 
 
 @app.command("train")
@@ -424,7 +487,7 @@ def train_command(
         given = {"steps": steps, "batch_size": batch_size, "patch_size": patch_size, "lr": lr}
         recipe = {**recipe_for(model), **{k: v for k, v in given.items() if v is not None}}
         config = TrainConfig(model, data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
-                             pre_scale=pre_scale, seed=seed, val_every=val_every, device=device,
+                             pre_scale=pre_scale, seed=seed, val_every=val_every, device=check_device(device),
                              amp=amp, threads=threads, **recipe)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
@@ -444,7 +507,11 @@ def train_command(
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
     console.print(f"trained {record['id']} for {record['steps']} steps in {record['train_seconds']:.0f} s"
                   f" ({record['threads']} threads): {metrics}", highlight=False)
-    console.print(f"wrote {result.weights} and {result.sidecar}", highlight=False)
+    console.print(f"wrote {result.weights} and {result.sidecar}", highlight=False, markup=False)
+    for message in result.skipped:
+        print_error(f"{message} (skipped)")
+    if result.skipped:
+        raise typer.Exit(code=1)
 
 
 @app.command("search")
@@ -511,7 +578,7 @@ def search_command(
             parallel = workers > 1 or executor == "ray"
             settings = SearchSettings(split(datasets), split(train_data), steps=steps,
                                       weights=str(weights) if weights else None, bench_size=(out_h, out_w),
-                                      bench_repeats=bench_repeats, device=device, threads=threads,
+                                      bench_repeats=bench_repeats, device=check_device(device), threads=threads,
                                       train_threads=train_threads or (default_train_threads(workers) if parallel
                                                                       else None))
             with SearchProgress(err_console) as progress:
@@ -520,12 +587,16 @@ def search_command(
                                     rebench=rebench)
             console.print(f"{len(report.done)} done, {len(report.failed)} failed, {report.skipped_done} already"
                           f" done, {report.skipped_failed} failed before (--retry-failed runs them) in"
-                          f" {report.seconds:.1f} s; store {store}", highlight=False)
+                          f" {report.seconds:.1f} s; store {store}", highlight=False, markup=False)
         if export is not None:
             path, rows = export_store(store, export)
-            console.print(f"wrote {rows} rows to {path}", highlight=False)
+            console.print(f"wrote {rows} rows to {path}", highlight=False, markup=False)
     except EdgesrError as error:
         raise fail(str(error)) from None
+    if selected and report.failed:
+        for model_id, message in report.failed.items():
+            print_error(f"{model_id}: {message}" if not message.startswith(model_id) else message)
+        raise typer.Exit(code=1)
 
 
 @app.command("pareto")
@@ -567,9 +638,9 @@ def pareto_command(
     for table in front_tables(analysis):
         console.print(table)
     for note in analysis.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     if written:
-        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
 
 
 @app.command("explain")
@@ -586,15 +657,33 @@ def explain_command(
         report = explain(model, out, weights=weights, image=image)
     except EdgesrError as error:
         raise fail(str(error)) from None
-    console.print(f"wrote {len(report.files)} files and {report.index}", highlight=False)
+    console.print(f"wrote {len(report.files)} files and {report.index}", highlight=False, markup=False)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: context managers remove temporary files on the way out."""
+    raise Terminated
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: one line per failure, exit 1; SIGTERM exits 143, cleanly."""
+    if sys.platform != "win32":
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except EdgesrError as error:  # errors raised outside a command's own handling
-        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(str(error))
+        sys.exit(1)
+    except SystemExit as exit_:
+        if isinstance(exit_.__context__, Terminated) or isinstance(
+                getattr(exit_.__context__, "__context__", None), Terminated):
+            sys.exit(143)  # click turned the SIGTERM into "Aborted!" and exit 1
+        raise
+    except Terminated:
+        sys.exit(143)
+    except Exception as error:  # noqa: BLE001 - the last line of defence: a bug, shown as one line
+        log.debug("internal error", exc_info=error)
+        print_error(f"internal error: {describe(error)} (please report it; --debug shows the traceback)")
         sys.exit(1)
 
 

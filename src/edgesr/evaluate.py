@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import (
     luma_to_model,
     mod_crop,
@@ -129,16 +129,19 @@ class EvalImage:
 
 @dataclass
 class EvalSet:
-    """A benchmark set at one scale: its column name, folder and prepared images."""
+    """A benchmark set at one scale: its column name, folder, prepared images and the one-line
+    reasons of the files it skipped (unreadable, too small)."""
 
     name: str
     folder: Path
     scale: int
     images: list[EvalImage]
+    skipped: list[str] = field(default_factory=list)
 
 
-#: Prepared sets kept in memory, least recently used first; bounded by `CACHE_PIXELS`.
-_PAIR_CACHE: OrderedDict[tuple, list[EvalImage]] = OrderedDict()
+#: Prepared sets kept in memory, least recently used first; bounded by `CACHE_PIXELS`. Each
+#: entry holds the images and the skipped files' reasons (reported again on every use).
+_PAIR_CACHE: OrderedDict[tuple, tuple[list[EvalImage], list[str]]] = OrderedDict()
 
 #: HR pixels (all cached sets and scales together) kept prepared between calls: about 11 bytes
 #: each (float64 HR luma + LR planes), so 32M is ~350 MB. Set5 + Set14 at x2, x3, x4 take 11M.
@@ -166,9 +169,10 @@ def prepare_image(path: Path, scale: int, protocol: str | Protocol = "paper",
                   resize: str = DEFAULT_RESIZE) -> EvalImage:
     """Read an HR file and make its (HR luma, LR luma) pair for ``scale`` under ``protocol``."""
     protocol = get_protocol(protocol)
-    hr = mod_crop(read_pixels(path), scale)
+    pixels = read_pixels(path)
+    hr = mod_crop(pixels, scale)
     if min(hr.shape[:2]) < scale * 4:
-        raise EdgesrError(f"{path}: image of {hr.shape[1]}x{hr.shape[0]} is too small for x{scale}")
+        raise EdgesrError(f"{path}: image of {pixels.shape[1]}x{pixels.shape[0]} is too small for x{scale}")
     lr = downscale(hr, scale, method=resize)
     if protocol.round_lr:
         lr = np.clip(np.rint(lr), 0.0, 255.0)
@@ -190,32 +194,47 @@ def load_set(dataset: str | os.PathLike, scale: int, protocol: str | Protocol = 
     files are never served stale.
     """
     name, folder = resolve_dataset_folder(dataset)
-    return EvalSet(name, folder, scale, list(_prepared(folder, scale, get_protocol(protocol), resize)))
+    skipped: list[str] = []
+    images = list(_prepared(folder, scale, get_protocol(protocol), resize, skipped))
+    return EvalSet(name, folder, scale, images, skipped)
 
 
 def iter_set(dataset: str | os.PathLike, scale: int, protocol: str | Protocol = "paper",
-             resize: str = DEFAULT_RESIZE) -> tuple[str, Iterable[EvalImage]]:
-    """(column name, prepared images) of a set, from the cache or prepared one at a time."""
+             resize: str = DEFAULT_RESIZE, skipped: list[str] | None = None) -> tuple[str, Iterable[EvalImage]]:
+    """(column name, prepared images) of a set, from the cache or prepared one at a time.
+
+    Files that cannot be used (unreadable, too small) are left out; their one-line reasons are
+    appended to ``skipped`` as the iteration reaches them.
+    """
     name, folder = resolve_dataset_folder(dataset)
-    return name, _prepared(folder, scale, get_protocol(protocol), resize)
+    return name, _prepared(folder, scale, get_protocol(protocol), resize, [] if skipped is None else skipped)
 
 
-def _prepared(folder: Path, scale: int, protocol: Protocol, resize: str) -> Iterable[EvalImage]:
+def _prepared(folder: Path, scale: int, protocol: Protocol, resize: str,
+              skipped: list[str]) -> Iterable[EvalImage]:
     files = hr_images(folder)
     stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     key = (str(folder.resolve()), stamp, scale, protocol.name, resize)
     if key in _PAIR_CACHE:
         _PAIR_CACHE.move_to_end(key)
-        return iter(_PAIR_CACHE[key])
-    return _prepare_and_cache(key, files, scale, protocol, resize)
+        images, reasons = _PAIR_CACHE[key]
+        skipped += reasons
+        return iter(images)
+    return _prepare_and_cache(key, files, scale, protocol, resize, skipped)
 
 
 def _prepare_and_cache(key: tuple, files: list[Path], scale: int, protocol: Protocol,
-                       resize: str) -> Iterable[EvalImage]:
+                       resize: str, skipped: list[str]) -> Iterable[EvalImage]:
     images: list[EvalImage] | None = []
+    reasons: list[str] = []
     pixels = 0
     for path in files:
-        image = prepare_image(path, scale, protocol, resize)
+        image = None
+        with per_file(path, reasons):
+            image = prepare_image(path, scale, protocol, resize)
+        if image is None:
+            skipped.append(reasons[-1])
+            continue
         pixels += image.pixels
         if images is not None:
             images.append(image)
@@ -223,8 +242,8 @@ def _prepare_and_cache(key: tuple, files: list[Path], scale: int, protocol: Prot
                 images = None  # too large to keep: stream it
         yield image
     if images is not None:
-        _PAIR_CACHE[key] = images
-        while sum(i.pixels for v in _PAIR_CACHE.values() for i in v) > CACHE_PIXELS:
+        _PAIR_CACHE[key] = (images, reasons)
+        while sum(i.pixels for v, _ in _PAIR_CACHE.values() for i in v) > CACHE_PIXELS:
             _PAIR_CACHE.popitem(last=False)
 
 
@@ -371,13 +390,16 @@ class EvalResult:
     Attributes:
         table: ``{id: {"psnr_<set>": dB, "ssim_<set>": value, ..., "parameters": n}}``.
         per_image: rows ``{"id", "dataset", "image", "psnr", "ssim"}`` when requested.
-        notes: things the user should know (e.g. why LPIPS was skipped).
+        notes: things the user should know (e.g. why LPIPS was skipped, how many images a set's
+            scores are over when some were skipped).
+        skipped: one line per image left out (unreadable or too small), naming file and cause.
         seconds: wall time of the evaluation.
     """
 
     table: dict[str, dict[str, float]] = field(default_factory=dict)
     per_image: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -439,7 +461,8 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     scores: dict[tuple[str, str], list[tuple[int, str, float, float, float | None]]] = {}
     for dataset, name in zip(datasets, names):
         for scale, group in by_scale.items():
-            _, images = iter_set(dataset, scale, protocol, resize)
+            skipped: list[str] = []
+            _, images = iter_set(dataset, scale, protocol, resize, skipped)
             index = 0
             for batch in _batches(images):
                 targets = [LumaTarget(image.hr_y, shave=scale) for image in batch]
@@ -464,6 +487,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
                         if progress is not None:
                             progress(1)
                 index += len(batch)
+            _report_skipped(result, name, scale, index, skipped, progress, len(group))
     for entry, model in built:
         row: dict[str, float] = {}
         for name in names:
@@ -479,6 +503,20 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
         result.table[entry.id] = row
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _report_skipped(result: EvalResult, name: str, scale: int, used: int, skipped: list[str],
+                    progress: Callable[[int], None] | None, models: int) -> None:
+    """Record a set's skipped images once (not per scale) and say what its scores are over."""
+    new = [reason for reason in skipped if reason not in result.skipped]
+    result.skipped += new
+    if progress is not None and skipped:
+        progress(len(skipped) * models)  # the bar counted these (model, image) pairs
+    if skipped:
+        result.notes.append(f"{name} x{scale}: scores over {used} of {used + len(skipped)} images"
+                            f" ({len(skipped)} skipped)")
+    if used == 0:
+        raise EdgesrError(f"{name}: no usable image for x{scale} ({skipped[0] if skipped else 'empty'})")
 
 
 def _runner(model: nn.Module, backend: str) -> Callable[[torch.Tensor], torch.Tensor]:

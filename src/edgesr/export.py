@@ -239,6 +239,14 @@ def onnx_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = False, c
     want = reference_output(copy.deepcopy(model), x, mode)
     if got.shape != want.shape:
         raise EdgesrError(f"{path}: output shape {got.shape}, reference {want.shape}")
+    return max_difference(got, want, path)
+
+
+def max_difference(got: np.ndarray, want: np.ndarray, path: str | os.PathLike) -> float:
+    """Largest |got - want|; a NaN or infinity on either side is an error, never a parity figure."""
+    if not (np.isfinite(got).all() and np.isfinite(want).all()):
+        raise EdgesrError(f"{path}: the exported model or its torch reference gives NaN or infinite"
+                          " outputs (fp16 overflow or broken weights); parity not established")
     return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
 
 
@@ -251,4 +259,4 @@ def torchscript_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = F
     with torch.inference_mode():
         got = loaded(x).numpy()
     want = reference_output(copy.deepcopy(model), x, mode)
-    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+    return max_difference(got, want, path)

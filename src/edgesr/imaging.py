@@ -12,8 +12,12 @@ Value ranges at each boundary:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from edgesr.atomic import atomic_path
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, log
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -44,37 +48,122 @@ def is_image_path(path: str | os.PathLike) -> bool:
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as uint8/uint16 (H, W), (H, W, 3) or (H, W, 4); palettes become RGB(A).
 
-    Raises `EdgesrError` naming the file for missing, empty, truncated, unreadable or
-    oversized (decompression bomb) files.
+    Float TIFFs in 0..1 become uint16 (0..65535); other float ranges are refused. Raises
+    `EdgesrError` naming the file for missing, empty, damaged, unreadable or oversized (more
+    than ``max_pixels`` pixels: decompression bomb guard) files, whatever the decoder raised.
+    Decoder warnings become one WARNING line on the ``edgesr`` logger naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise EdgesrError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise EdgesrError(f"{path}: empty file (0 bytes)")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels // 2  # Pillow raises above twice this value
+    with _warnings_to_list() as caught:
+        try:
+            array = _decode(path, max_pixels)
+        except EdgesrError:
+            raise
+        except Exception as error:  # noqa: BLE001 - decoders raise anything (TypeError, png.ChunkError, ...)
+            raise EdgesrError(f"{path}: {_decoder_message(error)}") from error
+    if caught:
+        more = f" (and {len(caught) - 1} more warnings)" if len(caught) > 1 else ""
+        log.warning("%s: %s%s", path, caught[0], more)
+    return array
+
+
+def _decode(path: Path, max_pixels: int) -> np.ndarray:
+    with _open_checked(path, max_pixels) as image:
+        if image.format == "PNG" and image.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+            return _read_png16(path)
+        image.load()
+        return _to_array(image)
+
+
+def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Open (headers only) with Pillow's bomb guard at ``max_pixels``; refuse larger images.
+
+    Pillow's limit is a process-wide setting: it is set and restored under a lock, around the
+    cheap header read only, so concurrent readers with other limits do not see each other's.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow warns above it (ignored: checked below), fails above 2x
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    if image.width * image.height > max_pixels:
+        image.close()
+        raise EdgesrError(f"{path}: image of {image.width}x{image.height} exceeds the limit of"
+                          f" {max_pixels} pixels (decompression bomb guard; raise --max-pixels)")
+    return image
+
+
+def _decoder_message(error: Exception) -> str:
+    """What a decoder's exception means for the user, in one line."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file edgesr can read"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"refused as a decompression bomb ({error})"
+    if isinstance(error, MemoryError):
+        return "not enough memory to decode this image"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    kind = type(error).__name__
+    detail = text if text.startswith(kind) else f"{kind}: {text}" if text else kind  # pypng repeats it
+    return f"damaged or truncated image ({detail})"
+
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+_HOOK_LOCK = threading.Lock()
+_sink = threading.local()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+    """`warnings.showwarning` that hands warnings raised in `_warnings_to_list` to that thread."""
+    caught = getattr(_sink, "warnings", None)
+    if caught is None:
+        return _show_warning.previous(message, category, filename, lineno, file, line)
+    text = str(message).strip()
+    caught.append(text.splitlines()[0] if text else category.__name__)
+    return None
+
+
+class _PillowLog(logging.Handler):
+    """Pillow's own log records (e.g. "More samples per pixel than can be decoded", which it
+    logs rather than warns): into the reading thread's list; elsewhere as Python would print them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        caught = getattr(_sink, "warnings", None)
+        if caught is not None:
+            caught.append(record.getMessage().strip().splitlines()[0] if record.getMessage().strip()
+                          else record.levelname)
+        elif not logging.getLogger().handlers:
+            logging.lastResort.handle(record)
+
+
+_PILLOW_LOG = _PillowLog(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _warnings_to_list() -> Iterator[list[str]]:
+    """Collect this thread's warnings (and Pillow's log warnings) into a list; other threads'
+    go on as before.
+
+    Not `warnings.catch_warnings`: it swaps process-wide state, and overlapping uses in decode
+    threads would restore each other's hooks.
+    """
+    with _HOOK_LOCK:
+        if warnings.showwarning is not _show_warning:
+            _show_warning.previous = warnings.showwarning
+            warnings.showwarning = _show_warning
+        pillow = logging.getLogger("PIL")
+        if _PILLOW_LOG not in pillow.handlers:
+            pillow.addHandler(_PILLOW_LOG)
+    _sink.warnings = caught = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > max_pixels:
-                    raise EdgesrError(
-                        f"{path}: image of {image.width}x{image.height} exceeds the limit of"
-                        f" {max_pixels} pixels (decompression bomb guard; raise --max-pixels)"
-                    )
-                if image.format == "PNG" and image.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
-                    return _read_png16(path)
-                image.load()
-                return _to_array(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise EdgesrError(f"{path}: refused as a decompression bomb ({error})") from None
-    except UnidentifiedImageError:
-        raise EdgesrError(f"{path}: not an image file edgesr can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise EdgesrError(f"{path}: damaged or truncated image ({error})") from None
+        yield caught
     finally:
-        Image.MAX_IMAGE_PIXELS = previous
+        _sink.warnings = None
 
 
 def read_pixels(path: str | os.PathLike) -> np.ndarray:
@@ -105,6 +194,8 @@ def _read_png16(path: Path) -> np.ndarray:
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
+    if image.mode == "F":
+        return _float_to_uint16(np.asarray(image, dtype=np.float32), image.filename)
     if image.mode in ("I;16", "I;16B", "I;16L"):
         return np.asarray(image, dtype=np.uint16)
     if image.mode == "I":
@@ -118,6 +209,18 @@ def _to_array(image: Image.Image) -> np.ndarray:
     if image.mode == "LA":
         return np.asarray(image.convert("RGBA"), dtype=np.uint8)
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
+
+
+def _float_to_uint16(data: np.ndarray, name: str) -> np.ndarray:
+    """A float image in 0..1 (float TIFF) as uint16 0..65535; other ranges are refused, since
+    clipping them to 8 bits would silently give a black or white picture."""
+    if not np.isfinite(data).all():
+        raise EdgesrError(f"{name}: float image holds NaN or infinite values")
+    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if low < 0.0 or high > 1.0:
+        raise EdgesrError(f"{name}: float image with values {low:g}..{high:g}; edgesr reads float"
+                          " images in 0..1 only")
+    return np.rint(data * 65535.0).astype(np.uint16)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, png_level: int = 1) -> Path:

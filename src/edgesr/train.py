@@ -149,6 +149,9 @@ class TrainConfig:
             self.batch_size = 8192 if self.pixel_sampling else 32
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:
             raise EdgesrError("steps, val_every and lr must be positive")
+        if self.batch_size < 1 or self.patch_size < 1:
+            raise EdgesrError(f"--batch-size ({self.batch_size}) and --patch-size ({self.patch_size})"
+                              " must be positive")
         if ModelSpec.parse(self.model_id).family == "Bicubic":
             raise EdgesrError(f"{self.model_id} has no trainable weights (a fixed bicubic kernel)")
 
@@ -257,6 +260,7 @@ class TrainResult:
     best_weights: Path
     sidecar: Path
     record: dict
+    skipped: list[str] = field(default_factory=list)  # training files left out, one line each
 
 
 def output_paths(out: Path, model_id: str) -> dict[str, Path]:
@@ -288,7 +292,6 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
                           " or choose another --out")
     if resume and not paths["checkpoint"].exists():
         raise EdgesrError(f"{paths['checkpoint']}: no checkpoint to resume")
-    out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -296,14 +299,16 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
 
     checkpoint = None
     if resume:
-        checkpoint = torch.load(paths["checkpoint"], map_location="cpu", weights_only=True)
+        checkpoint = _load_checkpoint(paths["checkpoint"])
         saved = TrainConfig.from_dict(checkpoint["config"])
         if asdict(saved) != asdict(config):
             changed = [k for k, v in asdict(config).items() if asdict(saved)[k] != v]
             raise EdgesrError(f"{paths['checkpoint']}: config differs from the checkpoint's ({', '.join(changed)})")
 
     started = time.perf_counter()
-    pairs = load_pairs(config.data, spec.scale, config.pre_scale, config.degrade)
+    skipped: list[str] = []
+    pairs = load_pairs(config.data, spec.scale, config.pre_scale, config.degrade, skipped)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run whose data is missing leaves no folder
     torch.manual_seed(config.seed)
     model = create_model(spec).train()
     if config.init == "bicubic":
@@ -345,10 +350,11 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         state = {k: checkpoint[k] for k in state}
+    # A resumed run that already validated keeps its last scores (it may have nothing left to do).
+    last_val: dict[str, float] = _last_scores(state["history"])
     fp32 = _NoTF32Convolutions(device, enabled=not amp)
     data_seconds = time.perf_counter() - started
     clock = time.perf_counter()
-    last_val: dict[str, float] = {}
     try:
         while state["step"] < config.steps:
             step = state["step"]
@@ -378,13 +384,40 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
                 _save_checkpoint(paths["checkpoint"], model, optimiser, scaler, config, state,
                                  matrices if config.whiten else None)
     except KeyboardInterrupt:
+        if not paths["checkpoint"].exists():
+            raise EdgesrError(f"interrupted at step {state['step']}, before the first checkpoint (written"
+                              f" every --val-every {config.val_every} steps); nothing to resume") from None
         raise EdgesrError(f"interrupted at step {state['step']}; the last checkpoint"
                           f" ({paths['checkpoint']}) resumes with --resume") from None
     state["seconds"] += time.perf_counter() - clock
     record = _record(config, state, last_val, pairs, data_seconds, device)
     _save_plain(model, paths["weights"], config, state, last_val)
     write_text_atomic(paths["sidecar"], json.dumps(record, indent=1, sort_keys=True) + "\n")
-    return TrainResult(paths["weights"], paths["best"], paths["sidecar"], record)
+    return TrainResult(paths["weights"], paths["best"], paths["sidecar"], record, skipped)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A training checkpoint (tensors only: ``weights_only``); a damaged file is one clear error."""
+    import pickle
+    import zipfile
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError, TypeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EdgesrError(f"{path}: not a readable checkpoint ({first}); remove it to start again") from None
+    needed = {"config", "model", "optimiser", "step", "history", "best_psnr", "seconds"}
+    if not isinstance(checkpoint, dict) or not needed <= set(checkpoint):
+        raise EdgesrError(f"{path}: not an edgesr training checkpoint; remove it to start again")
+    return checkpoint
+
+
+def _last_scores(history: list[dict]) -> dict[str, float]:
+    """The validation scores of the last history entry (empty before the first validation)."""
+    if not history:
+        return {}
+    return {k: v for k, v in history[-1].items() if k.startswith(("psnr_", "ssim_"))}
 
 
 class _NoTF32Convolutions:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import is_image_path, read_image, write_image
 from edgesr.stages import run_stages
 from edgesr.video import is_video_path
@@ -73,9 +74,48 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return list(unique.values()), errors
 
 
+#: Largest --tile: a window of 16384^2 LR pixels already needs gigabytes; above it tiling bounds nothing.
+MAX_TILE = 16384
+
+
+def check_tile(tile: int | None) -> None:
+    """``tile`` must be None (automatic), 0 (never) or MIN_TILE..MAX_TILE LR pixels."""
+    from edgesr.engine.tiling import MIN_TILE
+
+    if tile is not None and tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
+        raise EdgesrError(f"--tile {tile}: give 0 (never tile) or {MIN_TILE}..{MAX_TILE} LR pixels")
+
+
+def check_output_name(output: Path) -> None:
+    """A new output folder has no file extension: ``-o out.txt`` or ``-o out.gif`` is a file
+    name in a format edgesr does not write, not a folder to create."""
+    if output.suffix and not output.is_dir() and not (is_image_path(output) or is_video_path(output)):
+        from edgesr.imaging import IMAGE_SUFFIXES
+        from edgesr.video import VIDEO_SUFFIXES
+
+        raise EdgesrError(f"{output}: {output.suffix} is not a format edgesr writes"
+                          f" ({' '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); an output folder is"
+                          " a name without an extension, or an existing folder")
+
+
+def resolve_model_id(model: str | None, scale: int | None) -> str:
+    """The id to run: ``model``, else the default for ``scale`` (2 when neither is given);
+    a ``scale`` that contradicts the id's is an error rather than silently ignored."""
+    from edgesr.models import ModelSpec
+
+    if model is None:
+        return ModelSpec.parse(default_model(scale or 2)).id
+    spec = ModelSpec.parse(model)
+    if scale is not None and scale != spec.scale:
+        raise EdgesrError(f"--scale {scale} conflicts with {spec.id}, a x{spec.scale} model;"
+                          " drop --scale or choose a model of that scale")
+    return spec.id
+
+
 def plan_outputs(paths: list[Path], output: Path, suffix: str | None = None) -> list[tuple[Path, Path]]:
     """Pair each input with its output path: a folder keeps the names (with ``suffix``, e.g.
     ".png", instead of each image's own); a file name needs one input."""
+
     if (is_image_path(output) or is_video_path(output)) and not output.is_dir():
         if len(paths) != 1:
             raise EdgesrError(f"{output}: an output file name needs exactly one input, got {len(paths)}")
@@ -91,7 +131,7 @@ def plan_outputs(paths: list[Path], output: Path, suffix: str | None = None) -> 
     return plan
 
 
-def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int = 2,
+def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int | None = None,
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
                   console: Console | None = None, tile: int | None = None,
@@ -103,16 +143,17 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
     ``video_options`` choose the encoder); ``tile`` is the `Upscaler`'s seam-free tile size (None:
     only when the memory budget needs it); ``verbose`` prints each file's read, upscale and write
-    times; ``image_format`` ("png", "jpg", ...) converts the images of a folder output.
+    times; ``image_format`` ("png", "jpg", ...) converts the images of a folder output. ``scale``
+    picks the default model; with ``model`` it must agree with the id's scale.
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
     from edgesr.weights import shipped_manifest
 
     started = time.perf_counter()
-    from edgesr.models import ModelSpec
-
-    model_id = ModelSpec.parse(model or default_model(scale)).id
+    model_id = resolve_model_id(model, scale)
+    check_tile(tile)
+    check_output_name(Path(output))
     pretrained = weights is None and model_id in shipped_manifest()["models"]
     if weights is None and not pretrained and not model_id.startswith("Bicubic_"):
         raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
@@ -144,40 +185,35 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
         def read(pair: tuple[Path, Path]) -> _Item:  # reader thread
             item = _Item(*pair)
             tick = time.perf_counter()
-            try:
+            with per_file(item.source, item.errors):
                 if item.target.resolve() in input_set:
                     raise EdgesrError(f"{item.target}: output would overwrite an input; choose another -o")
                 item.image = read_image(item.source, max_pixels=max_pixels or MAX_PIXELS)
-            except EdgesrError as error:
-                item.error = str(error)
             item.times["read"] = time.perf_counter() - tick
             return item
 
         def upscale(item: _Item) -> _Item:  # this thread: the model
-            if item.error is None:
+            if not item.errors:
                 tick = time.perf_counter()
-                try:
+                with per_file(item.source, item.errors):
                     item.result = upscaler.upscale(item.image)
-                except EdgesrError as error:
-                    item.error = str(error)
                 item.times["upscale"] = time.perf_counter() - tick
             return item
 
         def write(item: _Item) -> None:  # writer thread
-            progress.update(task, description=item.source.name)
-            if item.error is None:
+            progress.update(task, description=escape(item.source.name))
+            if not item.errors:
                 tick = time.perf_counter()
-                try:
-                    write_image(item.target, item.result)
-                except OSError as error:
-                    item.error = f"{item.target}: cannot write ({error.strerror or error})"
-                except EdgesrError as error:
-                    item.error = str(error)
+                with per_file(item.source, item.errors):
+                    try:
+                        write_image(item.target, item.result)
+                    except OSError as error:
+                        raise EdgesrError(f"{item.target}: cannot write ({error.strerror or error})") from None
                 item.times["write"] = time.perf_counter() - tick
             for name, seconds in item.times.items():
                 stages[name] += seconds
-            if item.error is not None:
-                report.errors.append(item.error)
+            if item.errors:
+                report.errors.extend(item.errors)
             else:
                 report.written.append((item.source, item.target, item.times["upscale"]))
                 height, width = item.image.shape[:2]
@@ -192,14 +228,12 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
 
         run_stages((read(pair) for pair in images), upscale, write)
         for source, target in videos:
-            progress.update(task, description=source.name)
-            try:
+            progress.update(task, description=escape(source.name))
+            with per_file(source, report.errors):
                 if target.resolve() in input_set:
                     raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
                 _upscale_video_file(upscaler, source, target, report, console, progress,
                                     video_codec, video_options)
-            except EdgesrError as error:
-                report.errors.append(str(error))
             progress.advance(task)
     report.seconds = time.perf_counter() - started
     if verbose and images:
@@ -216,7 +250,7 @@ class _Item:
     target: Path
     image: object = None
     result: object = None
-    error: str | None = None
+    errors: list[str] = field(default_factory=list)  # at most one: later stages skip the item
     times: dict[str, float] = field(default_factory=dict)
 
 
@@ -234,7 +268,7 @@ def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchRepor
     report.frames += video.frames
     console.print(f"{source} -> {target}  {video.frames} frames {video.size[0]}x{video.size[1]}"
                   f" at {video.fps:g} fps, {video.codec}, audio {video.audio},"
-                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False)
+                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False, markup=False)
 
 
 def default_model(scale: int) -> str:

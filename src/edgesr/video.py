@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgesr.atomic import atomic_path
@@ -184,7 +185,7 @@ def _can_copy(format_name: str, source: Path, index: int) -> bool:
                     break
             probe.close()
         return True
-    except (ValueError, av.error.FFmpegError):
+    except Exception:  # noqa: BLE001 - a probe: any failure means the stream cannot be copied
         return False
 
 
@@ -193,11 +194,12 @@ def _add_audio_streams(output, streams, source: Path) -> tuple[dict, str]:  # no
     supported = getattr(output, "supported_codecs", None) or ()
     plan, notes = {}, []
     for stream in streams:
-        name = stream.codec_context.name
+        context = stream.codec_context  # None when FFmpeg knows no decoder for the stream
+        name = context.name if context is not None else "an unknown codec"
         if _can_copy(output.format.name.split(",")[0], source, stream.index):
             plan[stream.index] = (output.add_stream_from_template(stream), True)
             notes.append("copied")
-        elif "aac" in supported:
+        elif context is not None and "aac" in supported:
             out = output.add_stream("aac", rate=stream.codec_context.sample_rate)
             plan[stream.index] = (out, False)
             notes.append(f"re-encoded {name} to aac")
@@ -243,6 +245,8 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
         if not container.streams.video:
             raise EdgesrError(f"{source}: no video stream")
         video = container.streams.video[0]
+        if video.codec_context is None:
+            raise EdgesrError(f"{source}: no decoder for its video stream (damaged or unknown codec)")
         video.thread_type = "AUTO"
         rate = video.average_rate or video.guessed_rate or Fraction(25)
         width = upscaler.scale * video.codec_context.width // 2 * 2
@@ -261,7 +265,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
             try:
                 stream = _add_video_stream(output, rate, width, height, video.time_base, codec, options)
                 audio_plan, audio_note = _add_audio_streams(output, audio_in, source)
-                task = shown.add_task(source.name, total=video.frames or None)
+                task = shown.add_task(escape(source.name), total=video.frames or None)
 
                 def demuxed():  # producer thread: demux and decode
                     for packet in container.demux(video, *audio_in):
@@ -279,7 +283,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
                     result = upscale_frame(item)
                     count += 1
                     fps = count / max(time.perf_counter() - started, 1e-9)
-                    shown.update(task, advance=1, description=f"{source.name} {fps:.1f} fps")
+                    shown.update(task, advance=1, description=f"{escape(source.name)} {fps:.1f} fps")
                     if on_frame:
                         on_frame(count)
                     return result

@@ -36,9 +36,11 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         try:
             with safe_open(str(path), framework="pt", device="cpu") as handle:
                 metadata = dict(handle.metadata() or {})
-                return {k: handle.get_tensor(k) for k in handle.keys()}, metadata
+                state = {k: handle.get_tensor(k) for k in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
             raise EdgesrError(f"{path}: not a readable safetensors file ({error})") from None
+        check_finite(state, path)
+        return state, metadata
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
@@ -49,7 +51,17 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EdgesrError(f"{path}: does not hold a state dict of tensors")
+    check_finite(state, path)
     return state, {}
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or infinity: they give black or garbage images, and NaN
+    PSNRs, with no other sign of trouble."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise EdgesrError(f"{path}: tensor {key} holds {bad} NaN or infinite values of {tensor.numel()}")
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike) -> nn.Module:

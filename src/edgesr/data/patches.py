@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from edgesr.data.datasets import list_images, resolve_dataset
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import luma_to_model, mod_crop, read_pixels, rgb_to_luma
 from edgesr.resize import downscale, imresize
 
@@ -72,23 +72,28 @@ class LumaPair:
 
 
 def load_pairs(data: DataSpec, scale: int, pre_scale: float | None = None,
-               degrade: str = "matlab") -> list[LumaPair]:
+               degrade: str = "matlab", skipped: list[str] | None = None) -> list[LumaPair]:
     """Read every image of the given datasets (names or folders) into aligned LR/HR luma pairs.
 
-    ``degrade`` is passed to `edgesr.resize.downscale` ("matlab" = evaluation's default).
+    ``degrade`` is passed to `edgesr.resize.downscale` ("matlab" = evaluation's default). A file
+    that cannot be read is left out and its one-line reason appended to ``skipped``.
     """
     if scale < 1:
         raise EdgesrError(f"scale must be a positive integer, got {scale}")
+    if pre_scale is not None and pre_scale <= 0:
+        raise EdgesrError(f"pre_scale must be positive, got {pre_scale}")
     folders = [resolve_dataset(item) for item in _as_list(data)]
-    pairs = []
+    pairs: list[LumaPair] = []
+    skipped = [] if skipped is None else skipped
     for folder in folders:
         for path in list_images(folder):
-            luma = mod_crop(load_luma(path, pre_scale), scale)
-            if min(luma.shape) < scale:
-                continue
-            low = downscale(luma, scale, method=degrade)
-            pairs.append(LumaPair(f"{folder.name}/{path.name}", luma_to_model(luma).astype(np.float32),
-                                  luma_to_model(np.asarray(low)).astype(np.float32)))
+            with per_file(path, skipped):
+                luma = mod_crop(load_luma(path, pre_scale), scale)
+                if min(luma.shape) < scale:
+                    continue
+                low = downscale(luma, scale, method=degrade)
+                pairs.append(LumaPair(f"{folder.name}/{path.name}", luma_to_model(luma).astype(np.float32),
+                                      luma_to_model(np.asarray(low)).astype(np.float32)))
     if not pairs:
         raise EdgesrError(f"{', '.join(map(str, folders))}: no usable training images")
     return pairs

@@ -24,14 +24,13 @@ import platform
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgesr.errors import EdgesrError
+from edgesr.errors import EdgesrError, Terminated, describe
 from edgesr.models import ModelSpec
 
 if TYPE_CHECKING:
@@ -240,7 +239,13 @@ def prepare(model_id: str, settings: SearchSettings, work_dir: str | os.PathLike
     trained = time.perf_counter()
     if report is not None:
         report({"event": "stage", "id": model_id, "stage": "eval"})
-    row = evaluate([ModelEntry(model_id, weights)], settings.datasets, backend="auto").table[model_id]
+    result = evaluate([ModelEntry(model_id, weights)], settings.datasets, backend="auto")
+    row = result.table[model_id]
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise EdgesrError(f"{model_id}: non-finite {', '.join(bad)} (NaN or infinite outputs)")
+    if result.skipped:
+        raise EdgesrError(f"{model_id}: evaluated on part of the sets only ({result.skipped[0]})")
     info["seconds"] = {"weights": round(trained - started, 2), "eval": round(time.perf_counter() - trained, 2)}
     info["host"], info["pid"] = platform.node(), os.getpid()
     return row, info
@@ -305,16 +310,6 @@ def attempt_prepare(model_id: str, settings: SearchSettings, work_dir: str,
     finally:
         torch.set_num_threads(threads)
     return Outcome(model_id, row, info)
-
-
-def describe(error: BaseException) -> str:
-    """One line for the store: the message of an `EdgesrError`, else type, message and place."""
-    if isinstance(error, EdgesrError):
-        return str(error)
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}{where}"
 
 
 # --- the whole search --------------------------------------------------------------------------
@@ -449,22 +444,25 @@ def _drop_checkpoint(work: Path, model_id: str) -> None:
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Mark Ctrl-C in this process, so that `attempt_prepare` re-raises it instead of recording
-    the id as failed (training turns KeyboardInterrupt into an error message)."""
+    """Mark Ctrl-C and SIGTERM in this process, so that `attempt_prepare` re-raises them instead
+    of recording the id as failed (training turns KeyboardInterrupt into an error message)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in signals}
 
     def handler(signum: int, frame: object) -> None:
         _interrupted.set()
-        raise KeyboardInterrupt
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
+    for number in signals:
+        signal.signal(number, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, before in previous.items():
+            signal.signal(number, before)
         _interrupted.clear()
 
 

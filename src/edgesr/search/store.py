@@ -21,9 +21,11 @@ Schema::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,12 +76,34 @@ class ResultsStore:
             return
         if self.path.exists() and not is_sqlite_file(self.path):
             raise EdgesrError(f"{self.path}: exists and is not a results store; choose another --store")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        new = not self.path.exists()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._writing():
+                self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error, EdgesrError) as error:
+            if new:  # an empty file would block the next run ("not a results store")
+                self._remove_files()
+            message = str(error) if isinstance(error, EdgesrError) else f"{self.path}: cannot open the results store ({error})"
+            raise EdgesrError(message) from None
+
+    def _remove_files(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a full disk or read-only file is an `EdgesrError` naming the store."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.OperationalError as error:
+            raise EdgesrError(f"{self.path}: cannot write the results store ({error})") from None
 
     def _check_schema(self) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -104,7 +128,7 @@ class ResultsStore:
 
     def replace_settings(self, settings: dict) -> None:
         """Record ``settings`` over the old ones (the caller checked that rows still compare)."""
-        with self._db:
+        with self._writing():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)",
                              (json.dumps(settings, sort_keys=True),))
 
@@ -115,7 +139,7 @@ class ResultsStore:
         """
         known = self.settings()
         if known is None:
-            with self._db:
+            with self._writing():
                 self._db.execute("INSERT INTO meta (key, value) VALUES ('settings', ?)",
                                  (json.dumps(settings, sort_keys=True),))
             return
@@ -151,7 +175,7 @@ class ResultsStore:
 
     def _put(self, model_id: str, status: str, row: str | None, info: str, error: str | None) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        with self._db:
+        with self._writing():
             self._db.execute(
                 "INSERT INTO results (id, status, row, info, error, attempts, updated)"
                 " VALUES (?, ?, ?, ?, ?, 1, ?)"
