@@ -2,7 +2,13 @@
  * per-pixel reduction (max / softmax-weighted sum) computed tile by tile, so the F*s*s*C channel
  * tensor never leaves L1 (the PyTorch reference writes and re-reads it through memory).
  *
- * Layout: input (N, H, W) float32 or uint8, output (N, sH, sW) float32 or uint8, row-major.
+ * Two entry points. edgesr_plane: one plane per image, (N, H, W) float32/uint8/uint16 in, (N, sH,
+ * sW) out, rows may be strided (video planes are read and written in place). edgesr_color: an
+ * interleaved gray/RGB/RGBA image (uint8/uint16) in and out, in one pass over strips of LR rows:
+ * planes mixed from the input channels (Y', Cb, Cr, alpha), each filtered by the model or by the
+ * separable bicubic (or taken from a model output computed elsewhere), mixed back to RGB,
+ * rounded half to even, clamped and interleaved into the output. Outside the image the filters
+ * read zeros (the model's own padding) or the nearest edge pixel (replicate border).
  * Weights (Cout, KH, KW) float32 in the model's channel order: channel (k*C + c)*s*s + r*s + q is
  * kind k (value, query, key), template c, output phase (r, q). Zero padding pad_top/pad_left
  * before the image, KH-1-pad_top / KW-1-pad_left after it (the model's conv padding).
