@@ -204,7 +204,7 @@ def _engine_u8(backend):
 PIPELINES = ("luma", "gray", "rgb", "rgb16")
 
 
-def test_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def pipeline_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """The array a pipeline's user call gets: gray (H, W) uint8, RGB (H, W, 3) uint8 or uint16."""
     if pipeline == "rgb16":
         return rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
@@ -213,14 +213,14 @@ def test_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> np.nd
     return rng.integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def _user_call(model_id: str, backend: str, device: str, dtype: str):  # noqa: ANN202
-    """``Upscaler(id, pretrained=...).upscale`` as a user builds it (shipped weights when there are
-    some: the speed does not depend on the values)."""
+def _user_upscaler(model_id: str, backend: str, device: str, dtype: str):  # noqa: ANN202
+    """``Upscaler(id, pretrained=...)`` as a user builds it (shipped weights when there are some:
+    the speed does not depend on the values)."""
     from edgesr.engine import Upscaler
     from edgesr.weights import shipped_manifest
 
     shipped = model_id in shipped_manifest()["models"]
-    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype).upscale
+    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype)
 
 
 def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
@@ -270,8 +270,8 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
         lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
         calls: dict[str, Callable[[], object]] = {}
         if pipeline != "luma":
-            array = test_image(pipeline, h, w, rng)
-            calls["engine"] = lambda f=_user_call(spec.id, backend, str(dev), dtype), x=array: f(x)
+            array = pipeline_image(pipeline, h, w, rng)
+            calls["engine"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=array: f(x)
             if dev.type == "cpu":
                 calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
         elif dev.type == "cuda":  # the engine on a GPU is the torch forward, on resident tensors
@@ -281,24 +281,18 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
             calls["engine"] = lambda r=run, x=plane: r(x)
             calls["torch_reference"] = lambda m=reference, x=lr: m(x)
         calls["gemm"] = gemm
-        if baselines and pipeline != "luma":
-            from PIL import Image
-
-            if pipeline != "rgb16":  # Pillow has no 16-bit RGB
-                calls["pillow"] = lambda x=array, o=(w * s, h * s): np.asarray(
-                    Image.fromarray(x).resize(o, Image.BICUBIC))
-            if cv2 is not None:
-                calls["opencv"] = lambda x=array, o=(w * s, h * s): cv2.resize(
-                    x, o, interpolation=cv2.INTER_CUBIC)
-        elif baselines:
-            calls["torch_bicubic"] = lambda x=lr, f=s: torch.nn.functional.interpolate(
-                x, scale_factor=f, mode="bicubic", align_corners=False)
+        if baselines:
             from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device
 
-            calls["pillow"] = lambda x=plane, o=(w * s, h * s): np.asarray(
-                Image.fromarray(x).resize(o, Image.BICUBIC))
+            same = plane if pipeline == "luma" else array  # the baselines resize what the engine gets
+            if pipeline == "luma":
+                calls["torch_bicubic"] = lambda x=lr, f=s: torch.nn.functional.interpolate(
+                    x, scale_factor=f, mode="bicubic", align_corners=False)
+            if pipeline != "rgb16":  # Pillow has no 16-bit RGB
+                calls["pillow"] = lambda x=same, o=(w * s, h * s): np.asarray(
+                    Image.fromarray(x).resize(o, Image.BICUBIC))
             if cv2 is not None:
-                calls["opencv"] = lambda x=plane, o=(w * s, h * s): cv2.resize(
+                calls["opencv"] = lambda x=same, o=(w * s, h * s): cv2.resize(
                     x, o, interpolation=cv2.INTER_CUBIC)
         with torch.inference_mode():
             timings = time_interleaved(calls, repeats, sync=sync, budget_s=10.0,
@@ -409,13 +403,15 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
     import tempfile
     from fractions import Fraction
 
+    from rich.console import Console
+
     from edgesr.stages import run_stages
     from edgesr.video import FrameUpscaler, _add_video_stream, _av, _plane, upscale_video
 
     av = _av()
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    upscaler = _user_call(model_id, backend, "cpu", "float32").__self__
+    upscaler = _user_upscaler(model_id, backend, "cpu", "float32")
     upscale_frame = FrameUpscaler(upscaler)
     with tempfile.TemporaryDirectory(prefix="edgesr-bench-") as folder:
         clip = make_test_clip(Path(folder) / "clip.mp4", size, frames)
@@ -425,7 +421,7 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
 
         def full() -> None:
             upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options,
-                          progress=_NullProgress())
+                          console=Console(quiet=True))
 
         def kernel_only() -> None:
             for frame in decoded:
@@ -456,18 +452,3 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
             "fps_full": fps["full"], "fps_kernel": fps["kernel"], "fps_decode_encode": fps["codecs"],
             "ratio_vs_slowest_stage": fps["full"] / min(fps["kernel"], fps["codecs"])}
 
-
-class _NullProgress:
-    """A stand-in for a Rich Progress: the video bench times the work, not the bar."""
-
-    def __enter__(self) -> "_NullProgress":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: object, **kwargs: object) -> int:
-        return 0
-
-    def update(self, *args: object, **kwargs: object) -> None:
-        return None

@@ -37,6 +37,8 @@ RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
 ) / 255.0
 YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+#: Studio-range luma as the models see it: Y = LUMA_BLACK + LUMA_RANGE * (model value in 0..1).
+LUMA_BLACK, LUMA_RANGE = 16.0, 219.0
 YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
 
 
@@ -302,14 +304,14 @@ def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
 
 def luma_to_model(y):  # noqa: ANN001, ANN201 - numpy or torch alike
     """Studio-range Y (16..235) -> the model's 0..1 input, (Y - 16) / 219."""
-    return (y - 16.0) / 219.0
+    return (y - LUMA_BLACK) / LUMA_RANGE
 
 
 def model_to_luma(o):  # noqa: ANN001, ANN201
     """A model output -> studio-range Y, 16 + 219 * clip(o, 0, 1) (not rounded)."""
     if isinstance(o, torch.Tensor):
-        return 16.0 + 219.0 * o.clamp(0.0, 1.0)
-    return 16.0 + 219.0 * np.clip(o, 0.0, 1.0)
+        return LUMA_BLACK + LUMA_RANGE * o.clamp(0.0, 1.0)
+    return LUMA_BLACK + LUMA_RANGE * np.clip(o, 0.0, 1.0)
 
 
 def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:

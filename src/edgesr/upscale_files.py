@@ -186,8 +186,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
             item = _Item(*pair)
             tick = time.perf_counter()
             with per_file(item.source, item.errors):
-                if item.target.resolve() in input_set:
-                    raise EdgesrError(f"{item.target}: output would overwrite an input; choose another -o")
+                _refuse_overwrite(item.target, input_set)
                 item.image = read_image(item.source, max_pixels=max_pixels or MAX_PIXELS)
             item.times["read"] = time.perf_counter() - tick
             return item
@@ -230,8 +229,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
         for source, target in videos:
             progress.update(task, description=escape(source.name))
             with per_file(source, report.errors):
-                if target.resolve() in input_set:
-                    raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
+                _refuse_overwrite(target, input_set)
                 _upscale_video_file(upscaler, source, target, report, console, progress,
                                     video_codec, video_options)
             progress.advance(task)
@@ -240,6 +238,12 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
         console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in stages.items())
                       + f" of work; wall {report.seconds:.2f} s", highlight=False)
     return report
+
+
+def _refuse_overwrite(target: Path, inputs: set[Path]) -> None:
+    """Outputs never replace an input of the batch (``inputs``: resolved paths)."""
+    if target.resolve() in inputs:
+        raise EdgesrError(f"{target}: output would overwrite an input; choose another -o")
 
 
 @dataclass

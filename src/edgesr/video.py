@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
-from edgesr.imaging import luma_to_model, model_to_luma
+from edgesr.imaging import LUMA_BLACK, LUMA_RANGE, luma_to_model, model_to_luma
 from edgesr.stages import run_stages
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
@@ -112,9 +112,10 @@ class FrameUpscaler:
         """Y (studio range 16..235, or full range 0..255) through the model into ``target``."""
         up = self.upscaler
         if self._fused:
-            # studio: the model sees (Y - 16) / 219 and Y' = 16 + 219 * clip(o, 0, 1)
+            # studio: the model sees luma_to_model(Y) and Y' = model_to_luma(o), as affine maps
+            black, span = LUMA_BLACK, LUMA_RANGE
             in_affine, out_affine, clamp = (((1 / 255, 0.0), (255.0, 0.0), (0.0, 255.0)) if full_range else
-                                            ((1 / 219, -16 / 219), (219.0, 16.0), (16.0, 235.0)))
+                                            ((1 / span, -black / span), (span, black), (black, black + span)))
 
             def run(src: np.ndarray, dst: np.ndarray) -> None:
                 up.backend.run(src[None], np.uint8, in_affine, out_affine, clamp,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgesr.engine import native
-from edgesr.imaging import RGB_TO_YCBCR, YCBCR_TO_RGB
+from edgesr.imaging import LUMA_RANGE, RGB_TO_YCBCR, YCBCR_TO_RGB
 
 MODEL, CHROMA, PRECOMPUTED = 0, 1, 2  # how a plane is filtered (the kernel's plane kinds)
 
@@ -62,13 +62,13 @@ def plan_color(channels: int, peak: float, color: str = "ycbcr", order: str = "r
             planes.append((model_kind, coef))
         mix = [[peak if p == k else 0.0 for p in range(3)] for k in range(3)]
     else:
-        for row, kind, scale in ((0, model_kind, 1 / 219.0), (1, CHROMA, 1.0), (2, CHROMA, 1.0)):
+        for row, kind, scale in ((0, model_kind, 1 / LUMA_RANGE), (1, CHROMA, 1.0), (2, CHROMA, 1.0)):
             coef = [0.0] * channels
             for k in range(3):  # offsets (16, 128, 128) cancel: planes hold Y'-16, Cb-128, Cr-128
                 coef[rgb_index[k]] = RGB_TO_YCBCR[row, k] * unit * scale
             planes.append((kind, coef))
         # back to 0..peak: RGB = YCBCR_TO_RGB @ (219 t, Cb - 128, Cr - 128) / unit
-        mix = [[YCBCR_TO_RGB[k, 0] * 219.0 / unit, YCBCR_TO_RGB[k, 1] / unit, YCBCR_TO_RGB[k, 2] / unit]
+        mix = [[YCBCR_TO_RGB[k, 0] * LUMA_RANGE / unit, YCBCR_TO_RGB[k, 1] / unit, YCBCR_TO_RGB[k, 2] / unit]
                for k in range(3)]
         if order == "bgr":
             mix = mix[::-1]

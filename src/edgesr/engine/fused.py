@@ -126,7 +126,7 @@ class FusedBackend:
             raise EdgesrError(f"fused backend unavailable: {native.unavailable_reason()}")
         self.scale = self.plan.scale
         self.threads = threads
-        self._filter = self.plan.native_filter()
+        self.filter = self.plan.native_filter()  # also what the colour pipeline runs
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.ndim != 4 or lr.shape[1] != 1:
@@ -163,7 +163,7 @@ class FusedBackend:
         if clamp is None:
             clamp = (0.0, float(np.iinfo(out.dtype).max)) if out.dtype != np.float32 else (0.0, 0.0)
         threads = self.threads or torch.get_num_threads()
-        native.plane(x, out, self._filter, s, border, threads, in_affine, (*out_affine, *clamp))
+        native.plane(x, out, self.filter, s, border, threads, in_affine, (*out_affine, *clamp))
         return out
 
 

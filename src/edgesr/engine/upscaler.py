@@ -154,7 +154,7 @@ class Upscaler:
     def bicubic_plane(self, plane: np.ndarray, out: np.ndarray) -> None:
         """Bicubic with clamped borders from one integer plane (H, W) into ``out`` (sH, sW) of the
         same dtype, rounded; both may have strided rows (video planes, read and written in place)."""
-        peak = float(np.iinfo(out.dtype).max)
+        peak = max_value(out.dtype)
         if not self._native:
             planes = torch.from_numpy(plane.astype(np.float32))[None, None]
             out[...] = self.bicubic(planes)[0, 0].round().clamp(0, peak).numpy().astype(out.dtype)
@@ -194,7 +194,7 @@ class Upscaler:
             x = np.ascontiguousarray(x)
         n, h, w, channels = x.shape
         s = self.scale
-        peak = float(np.iinfo(image.dtype).max)
+        peak = max_value(image.dtype)
         fused = isinstance(self.backend, FusedBackend)
         replicate = self.border == "replicate"
         if channels == 1 and fused:
@@ -208,7 +208,7 @@ class Upscaler:
             pre = self.run_model(torch.from_numpy(planes)[:, None])[:, 0]
             pre = pre.to("cpu", torch.float32).contiguous().numpy()[None]
         out = np.empty((n, h * s, w * s, channels), image.dtype)
-        native.color(x, out, self.backend._filter if fused else None, self._chroma_filter, plan.spec, s,
+        native.color(x, out, self.backend.filter if fused else None, self._chroma_filter, plan.spec, s,
                      replicate, torch.get_num_threads(), pre)
         return out[0] if image.ndim == 3 else out[0, ..., 0]
 

@@ -135,6 +135,8 @@ static inline vf vexp_nonpos(vf x) {
 /* Element types of image buffers. */
 enum { T_F32 = 0, T_U8 = 1, T_U16 = 2 };
 
+static inline size_t type_size(int type) { return type == T_F32 ? 4 : (type == T_U8 ? 1 : 2); }
+
 /* An image buffer: element type, elements between pixels (channels of an interleaved image),
  * between rows and between images. Strides let video planes (padded rows) and interleaved RGB(A)
  * be read and written in place, with no copies. */
@@ -359,7 +361,7 @@ static void read_rows(const buf_t *b, const void *row, int np, const float (*coe
 static void fill_strips(const job_t *j, int np, const filt_t *const *f, const int *border,
                         const float (*coef)[MAXP], const float *offset, int img, int y0,
                         float *const *pad, float *dummy) {
-  const size_t esize = j->in.type == T_F32 ? 4 : (j->in.type == T_U8 ? 1 : 2);
+  const size_t esize = type_size(j->in.type);
   const char *base = (const char *)j->in.ptr + esize * (size_t)img * j->in.plane;
   int top = 0, bottom = 0;
   for (int p = 0; p < np; p++) {
@@ -443,7 +445,7 @@ static inline __attribute__((always_inline)) void store_phases(const job_t *j, c
                                                                vf *v, const int s, const int otype,
                                                                void *out_row, int count) {
   const float a = om->scale, b = om->offset;
-  const size_t esize = otype == T_F32 ? 4 : (otype == T_U8 ? 1 : 2);
+  const size_t esize = type_size(otype);
   if (a != 1.0f || b != 0.0f)
     for (int q = 0; q < s; q++) v[q] = v[q] * a + b;
   vf o[4];
@@ -495,7 +497,7 @@ static inline __attribute__((always_inline)) void strip_model(const int mode, co
                                                               const float *pad, float *buf,
                                                               int rows, char *dst, long ldo) {
   const int fc = m->f * m->c;
-  const size_t esize = otype == T_F32 ? 4 : (otype == T_U8 ? 1 : 2);
+  const size_t esize = type_size(otype);
   for (int y = 0; y < rows; y++) {
     const float *src_row = pad + (size_t)y * m->ldp;
     for (int x0 = 0; x0 < j->w; x0 += TW) {
@@ -533,7 +535,7 @@ static inline __attribute__((always_inline)) void strip_sep(const int NT, const 
   const long ldp = m->ldp;
   /* vectors of the vertical pass per row: every lane the horizontal pass reads is written */
   const int nv = (w + kw - 1 + VW - 1) / VW + 1;
-  const size_t esize = otype == T_F32 ? 4 : (otype == T_U8 ? 1 : 2);
+  const size_t esize = type_size(otype);
   const omap_t map = *om; /* locals: stores through dst cannot alias them */
   int vlo[4], vhi[4], hlo[4], hhi[4];
   for (int r = 0; r < s; r++) {
@@ -700,7 +702,7 @@ static inline __attribute__((always_inline)) void color_rows_t(const int otype, 
                                                                const job_t *j, int img, int y0,
                                                                int rows, scratch_t *sc) {
   const int s = j->s, ow = j->w * s;
-  const size_t esize = otype == T_U8 ? 1 : 2;
+  const size_t esize = type_size(otype);
   const int fast = K == j->out.pixel && (K == 3 || K == 4);
   vf mat[MAXP][MAXP], off[MAXP], lo[MAXP];
   for (int k = 0; k < K; k++) {
@@ -776,7 +778,7 @@ static void run_strip(job_t *j, int img, int strip, scratch_t *sc) {
   const int y0 = strip * SH;
   const int rows = (y0 + SH < j->h ? y0 + SH : j->h) - y0;
   if (!j->color) {
-    const size_t esize = j->out.type == T_F32 ? 4 : (j->out.type == T_U8 ? 1 : 2);
+    const size_t esize = type_size(j->out.type);
     char *dst = (char *)j->out.ptr + esize * ((size_t)img * j->out.plane + (size_t)y0 * j->s * j->out.row);
     const filt_t *f = &j->model;
     const float coef[1][MAXP] = {{j->in_coef}};
@@ -811,13 +813,18 @@ static size_t buf_floats(const job_t *j, const filt_t *m) {
   return group > tmp ? group : tmp;
 }
 
-static float *alloc_floats(size_t n) { return (float *)aligned_alloc(64, ((n * 4 + 63) / 64) * 64); }
+/* At least one cache line, so that a zero-sized buffer is still a valid allocation. */
+static float *alloc_floats(size_t n) { return (float *)aligned_alloc(64, (n * 4 / 64 + 1) * 64); }
 
 static void work_on(job_t *j) {
-  size_t pad_n = pad_floats(&j->model), buf_n = buf_floats(j, &j->model);
-  if (j->color && j->chroma.vert) {
-    if (pad_floats(&j->chroma) > pad_n) pad_n = pad_floats(&j->chroma);
-    if (buf_floats(j, &j->chroma) > buf_n) buf_n = buf_floats(j, &j->chroma);
+  /* Strip buffers sized for the filters this job prepared (taps set): the model, the chroma
+   * bicubic, or neither (a colour job whose planes all come precomputed). */
+  size_t pad_n = 0, buf_n = 0;
+  const filt_t *filters[2] = {&j->model, &j->chroma};
+  for (int i = 0; i < 2; i++) {
+    if (!filters[i]->taps) continue;
+    if (pad_floats(filters[i]) > pad_n) pad_n = pad_floats(filters[i]);
+    if (buf_floats(j, filters[i]) > buf_n) buf_n = buf_floats(j, filters[i]);
   }
   const int npads = j->color ? j->planes : 1;
   scratch_t sc;
@@ -1087,11 +1094,6 @@ int edgesr_color(const buf_t *in, const buf_t *out, int n, int h, int w, int s, 
   if (code == 0 && ((uses[0] && !model) || (uses[1] && !chroma) || (uses[2] && !pre))) code = 1;
   if (code == 0 && uses[0]) code = prepare_filter(model, s, w, &j.model);
   if (code == 0 && uses[1]) code = prepare_filter(chroma, s, w, &j.chroma);
-  if (code == 0 && !uses[0]) j.model = j.chroma; /* pad/buf sizes come from the model slot */
-  if (code == 0 && j.model.weight == NULL && uses[0] == 0 && uses[1] == 0) {
-    /* only precomputed planes: any small filter geometry sizes the (unused) strip buffers */
-    j.model.kh = j.model.kw = 1, j.model.ldp = w + VW;
-  }
   if (code == 0) {
     double work = (double)n * h * w * (uses[0] * filter_work(&j.model, s) +
                                        uses[1] * filter_work(&j.chroma, s) + j.outs * s * s * 4.0);
@@ -1110,7 +1112,7 @@ int edgesr_read_planes(const buf_t *in, int n, int h, int w, const color_in_t *c
   init_job(&j, n, h, w, 2, 0);
   j.in = *in;
   if (setup_color(&j, color, in->pixel)) return 1;
-  const size_t esize = in->type == T_F32 ? 4 : (in->type == T_U8 ? 1 : 2);
+  const size_t esize = type_size(in->type);
   float coef[MAXP][MAXP], offset[MAXP];
   int np = 0;
   for (int p = 0; p < j.planes; p++)
