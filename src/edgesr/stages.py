@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -31,7 +31,7 @@ class _Failure:
         self.error = error
 
 
-class _Channel(Generic[T]):
+class _Channel:
     """A bounded queue whose puts and gets give up when ``stop`` is set."""
 
     def __init__(self, depth: int, stop: threading.Event) -> None:
@@ -61,8 +61,7 @@ def run_stages(source: Iterable[T], compute: Callable[[T], U], sink: Callable[[U
     """Iterate ``source`` in a thread, ``compute`` each item here, ``sink`` the results in another
     thread, in order. Returns when the sink has taken every item; re-raises the first error."""
     stop = threading.Event()
-    inbox: _Channel = _Channel(depth, stop)
-    outbox: _Channel = _Channel(depth, stop)
+    inbox, outbox = _Channel(depth, stop), _Channel(depth, stop)
     failures: list[BaseException] = []
 
     def produce() -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgesr.engine import native
 from edgesr.imaging import LUMA_RANGE, RGB_TO_YCBCR, YCBCR_TO_RGB
 
@@ -74,7 +72,7 @@ def plan_color(channels: int, peak: float, color: str = "ycbcr", order: str = "r
             mix = mix[::-1]
     if channels == 4:
         planes.append((CHROMA, [0.0, 0.0, 0.0, 1.0]))
-        mix = [row + [0.0] for row in mix] + [[0.0] * len(planes[:-1]) + [1.0]]
+        mix = [row + [0.0] for row in mix] + [[0.0] * (len(planes) - 1) + [1.0]]
     spec.planes, spec.outs, spec.peak = len(planes), len(mix), float(peak)
     for p, (kind, coef) in enumerate(planes):
         spec.kind[p] = kind
