@@ -54,7 +54,7 @@ def main() -> None:
         sources = root / "in"
         sources.mkdir()
         paths = make_photos(sources, args.images)
-        upscaler = Upscaler(args.model, pretrained=not args.model.startswith("Bicubic_"))
+        upscaler = Upscaler(args.model)
         upscaler.upscale(read_image(paths[0]))  # compile/load the kernel outside the timings
 
         tick = time.perf_counter()

@@ -132,3 +132,11 @@ def test_video_bench_reports_frames_per_second_of_the_job_and_its_stages():
     assert min(row["fps_full"], row["fps_kernel"], row["fps_decode_encode"]) > 0
     assert row["ratio_vs_slowest_stage"] == pytest.approx(
         row["fps_full"] / min(row["fps_kernel"], row["fps_decode_encode"]))
+
+
+def test_bench_takes_a_built_module_as_every_entry_point_does():
+    from edgesr.models import create_model
+
+    rows, _ = bench([create_model("eSR-TM_s2_K3_C1")], repeats=1, size=(8, 8), threads=1, baselines=False,
+                    pipeline="rgb")
+    assert list(rows) == ["eSR-TM_s2_K3_C1"] and rows["eSR-TM_s2_K3_C1"]["pipeline"] == "rgb"

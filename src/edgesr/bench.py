@@ -27,12 +27,13 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
@@ -213,17 +214,19 @@ def pipeline_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> n
     return rng.integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def _user_upscaler(model_id: str, backend: str, device: str, dtype: str):  # noqa: ANN202
-    """``Upscaler(id, pretrained=...)`` as a user builds it (shipped weights when there are some:
+def _user_upscaler(model: str | nn.Module, backend: str, device: str, dtype: str):  # noqa: ANN202
+    """``Upscaler(model)`` as a user builds it (for an id that ships nothing, an untrained network:
     the speed does not depend on the values)."""
     from edgesr.engine import Upscaler
     from edgesr.weights import shipped_manifest
 
-    shipped = model_id in shipped_manifest()["models"]
-    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype)
+    if isinstance(model, nn.Module):
+        return Upscaler(model, backend=backend, device=device, dtype=dtype)
+    shipped = ModelSpec.parse(model).id in shipped_manifest()["models"]
+    return Upscaler(model, pretrained=None if shipped else False, backend=backend, device=device, dtype=dtype)
 
 
-def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
+def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
           baselines: bool = True, pipeline: str = "luma") -> tuple[dict[str, dict], dict[str, object]]:
     """Time each model with the baselines interleaved.
@@ -236,17 +239,14 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
     """
     if pipeline not in PIPELINES:
         raise EdgesrError(f"unknown pipeline {pipeline!r}; choose {', '.join(PIPELINES)} (or video)")
-    from edgesr.engine import make_backend, resolve_device
+    from edgesr.engine import make_backend, resolve_device, resolve_dtype
 
     dev = resolve_device(device)
     suffix = dev.type
     dtype = dtype or ("float16" if dev.type == "cuda" else "float32")
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    torch_dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-                   "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise EdgesrError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
+    torch_dtype = resolve_dtype(dtype)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     notes: list[str] = []
     cv2 = _optional_cv2(threads, notes) if baselines else None
@@ -258,20 +258,21 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
                                "gemm_peak_gflops": peak, "notes": notes}
     rows: dict[str, dict] = {}
     rng = np.random.default_rng(0)
-    for model_id in models:
-        spec = ModelSpec.parse(model_id)
+    for item in models:
+        # An id runs untrained weights for the kernel (its speed does not depend on their values).
+        model = item if isinstance(item, nn.Module) else create_model(item)
+        spec = model.spec
         s = spec.scale
         out_h, out_w = size
         h, w = math.ceil(out_h / s), math.ceil(out_w / s)
         plane = rng.integers(0, 256, (h, w), dtype=np.uint8)
-        model = create_model(spec)
         engine = make_backend(backend, model, device=str(dev), dtype=dtype)
         reference = model.to(device=dev, dtype=torch_dtype).eval()
         lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
         calls: dict[str, Callable[[], object]] = {}
         if pipeline != "luma":
             array = pipeline_image(pipeline, h, w, rng)
-            calls["engine"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=array: f(x)
+            calls["engine"] = lambda f=_user_upscaler(item, backend, str(dev), dtype).upscale, x=array: f(x)
             if dev.type == "cpu":
                 calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
         elif dev.type == "cuda":  # the engine on a GPU is the torch forward, on resident tensors

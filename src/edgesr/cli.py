@@ -429,7 +429,7 @@ def export_command(
     format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
     fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
-    color: bool = typer.Option(False, "--color", help="RGB uint8 (N, H, W, 3) in and out, Upscaler's colour handling inside."),
+    color: Optional[str] = typer.Option(None, "--color", help="RGB uint8 (N, H, W, 3) in and out with upscale's colour mode inside: ycbcr (model on luma, bicubic chroma) or rgb (model on each channel); default: the luma graph."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with the torch reference on random inputs."),
 ) -> None:
     """Export a model as ONNX (dynamic size; onnx.checker-validated) or TorchScript."""
@@ -439,14 +439,15 @@ def export_command(
     try:
         if format not in ("onnx", "torchscript"):
             raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
-        module = load_model(model, weights)
+        module = load_model(model, weights)  # once, for the export and its check
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
             parity = export.onnx_parity if check else None
         else:
             path = export.export_torchscript(module, output, fp16=fp16, color=color)
             parity = export.torchscript_parity if check else None
-        message = f"wrote {path} ({format}, {'RGB uint8' if color else 'luma'} graph{', fp16' if fp16 else ''})"
+        message = (f"wrote {path} ({format}, {f'RGB uint8 (color {color})' if color else 'luma'} graph"
+                   f"{', fp16' if fp16 else ''})")
         if parity is not None:
             error = parity(module, path, fp16=fp16, color=color)
             unit = " levels of 255" if color else ""

@@ -148,18 +148,13 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
-    from edgesr.weights import shipped_manifest
 
     started = time.perf_counter()
     model_id = resolve_model_id(model, scale)
     check_tile(tile)
     check_output_name(Path(output))
-    pretrained = weights is None and model_id in shipped_manifest()["models"]
-    if weights is None and not pretrained and not model_id.startswith("Bicubic_"):
-        raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
-                          f" (shipped: {', '.join(sorted(shipped_manifest()['models'])) or 'none'})")
-    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, pretrained=pretrained, device=device,
-                        dtype=dtype, color=color, tile=tile, backend=backend)
+    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device, dtype=dtype,
+                        color=color, tile=tile, backend=backend)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     suffix = None

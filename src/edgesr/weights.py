@@ -124,7 +124,8 @@ def shipped_weights_path(model_id: str) -> Path:
     models = shipped_manifest()["models"]
     if model_id not in models:
         listed = ", ".join(sorted(models)) or "none"
-        raise EdgesrError(f"no shipped weights for {model_id}; shipped: {listed} (or pass a weight file)")
+        raise EdgesrError(f"no shipped weights for {model_id}; shipped: {listed} (or pass a weight file;"
+                          " in Python, pretrained=False builds an untrained network)")
     return SHIPPED_DIR / models[model_id]["file"]
 
 

@@ -65,16 +65,34 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_model(model_id: str | ModelSpec, weights: str | PathLike | None = None) -> nn.Module:
-    """A model ready to use: weights from ``weights``, else the ones edgesr ships for the id.
+def load_model(model: str | ModelSpec | nn.Module, weights: str | PathLike | None = None,
+               pretrained: bool | None = None) -> nn.Module:
+    """A model ready to use: the one rule by which every entry point (`Upscaler`, `evaluate`,
+    `export_onnx`, `explain`, the CLI) turns what a user gives into a module.
 
-    What evaluation, export and explanation take from a user: a freshly initialised network is
-    never what they mean, so an id that ships nothing and has no file is a clear error.
+    * a built module passes through (its weights are the caller's business);
+    * ``weights``: that file, loaded strictly;
+    * ``pretrained=False``: the training initialisation, an untrained network, only when asked;
+    * otherwise the weights edgesr ships for the id (Bicubic: its exact kernel). A freshly
+      initialised network is never what a user means, so an id that ships nothing and has no
+      file is a clear error.
 
     >>> load_model("eSR-TM_s2_K7_C16").spec.id
     'eSR-TM_s2_K7_C16'
+    >>> load_model("eSR-TM_s2_K3_C1", pretrained=False).spec.id   # untrained: asked for
+    'eSR-TM_s2_K3_C1'
     """
-    return create_model(model_id, weights=weights, pretrained=weights is None)
+    if isinstance(model, nn.Module):
+        if weights is not None or pretrained is not None:
+            raise EdgesrError("pass weights or pretrained with a model id, not with a built module")
+        if not isinstance(getattr(model, "spec", None), ModelSpec):
+            raise EdgesrError("expected a model id or a module from edgesr.create_model (it has no .spec)")
+        return model
+    if weights is not None and pretrained:
+        raise EdgesrError("pass either weights or pretrained=True, not both")
+    if weights is not None or pretrained is False:
+        return create_model(model, weights=weights)
+    return create_model(model, pretrained=True)
 
 
 def list_models(family: str | None = None, scale: int | None = None) -> list[str]:
