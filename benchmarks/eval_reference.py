@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgesr.evaluate import compare_tables, count_images, evaluate, load_set, read_table, resolve_models
+from edgesr.evaluate import count_images, evaluate, load_set, resolve_models
+from edgesr.results import compare_tables, read_table
 from edgesr.models import ModelSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -109,7 +110,7 @@ def main() -> None:
                       f" evaluating {result.seconds:.1f} s, total {total:.1f} s"
                       f" ({result.seconds / len(entries):.3f} s per model)", highlight=False)
         if args.save is not None:
-            from edgesr.evaluate import write_table
+            from edgesr.results import write_table
 
             write_table(table, args.save)
 

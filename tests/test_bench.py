@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgesr.bench import Timing, bench, expand_models, macs, time_interleaved, write_rows
+from edgesr.bench import Timing, bench, expand_models, macs, time_interleaved
 from edgesr.cli import app
 from edgesr.errors import EdgesrError
 
@@ -74,21 +74,6 @@ def test_bench_works_with_the_torch_backend_and_bfloat16():
                     threads=1, baselines=False)
     assert rows["eSR-TM_s2_K3_C1"]["backend"] == "torch"
     assert "ratio_vs_opencv" not in rows["eSR-TM_s2_K3_C1"]
-
-
-def test_write_rows_json_and_csv_round_trip(tmp_path):
-    rows = {"eSR-MAX_s2_K3_C1": {"speed_cpu": 10.0, "ms_cpu": 100.0},
-            "Bicubic_s2": {"speed_cpu": 20.0, "ms_cpu": 50.0, "backend": "fused"}}
-    assert json.loads(write_rows(rows, tmp_path / "r.json").read_text()) == rows
-    with write_rows(rows, tmp_path / "r.csv").open() as handle:
-        table = list(csv.DictReader(handle))
-    assert [r["id"] for r in table] == ["eSR-MAX_s2_K3_C1", "Bicubic_s2"]
-    assert float(table[1]["ms_cpu"]) == 50.0 and table[0]["backend"] == ""
-
-
-def test_write_rows_refuses_other_suffixes(tmp_path):
-    with pytest.raises(EdgesrError, match="json or .csv"):
-        write_rows({}, tmp_path / "r.txt")
 
 
 def test_bench_command_writes_json(tmp_path):

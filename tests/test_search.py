@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from edgesr import EdgesrError, create_model
 from edgesr.cli import app
-from edgesr.evaluate import read_table
+from edgesr.results import read_table
 from edgesr.search import ResultsStore, SearchSettings, export_store, run_search, select_ids, with_bicubic
 from edgesr.search.grid import read_ids_file
 from edgesr.search.runner import store_lock

@@ -20,9 +20,6 @@ suffix is the device type).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import platform
@@ -35,7 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model
 from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
@@ -341,24 +337,6 @@ def _row(spec: ModelSpec, timings: dict[str, Timing], suffix: str, peak: float,
     if "torch_reference" in timings:
         row["speedup_vs_torch_reference"] = timings["torch_reference"].median_ms / ms
     return row
-
-
-def write_rows(rows: dict[str, dict], path: str | os.PathLike) -> Path:
-    """Write rows atomically as ``.json`` (``{id: {...}}``) or ``.csv`` (one row per id)."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        write_text_atomic(path, json.dumps(rows, indent=2, sort_keys=True) + "\n")
-    elif path.suffix.lower() == ".csv":
-        columns = sorted({key for row in rows.values() for key in row})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["id", *columns], lineterminator="\n")
-        writer.writeheader()
-        for model_id, row in rows.items():
-            writer.writerow({"id": model_id, **row})
-        write_text_atomic(path, buffer.getvalue())
-    else:
-        raise EdgesrError(f"{path}: results file must end in .json or .csv")
-    return path
 
 
 def make_test_clip(path: str | os.PathLike, size: tuple[int, int], frames: int, fps: int = 30,

@@ -246,8 +246,9 @@ def eval_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgesr.evaluate import (compare_tables, count_images, evaluate, read_table, resolve_models,
-                                 table_columns, write_table)
+    from edgesr.evaluate import count_images, evaluate, resolve_models
+    from edgesr.results import (check_table_path, compare_tables, per_image_path, read_table, table_columns,
+                                write_per_image, write_table)
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
@@ -257,8 +258,8 @@ def eval_command(
             raise EdgesrError("--datasets names no dataset")
         if resize not in ("torch", "matlab"):
             raise EdgesrError(f"unknown --resize {resize!r}; choose torch or matlab")
-        if output is not None and output.suffix.lower() not in (".json", ".csv"):
-            raise EdgesrError(f"{output}: results go to a .json or .csv file")
+        if output is not None:
+            check_table_path(output)
         reference = read_table(compare) if compare is not None else None
         entries = resolve_models(models or [], weights, scale)
         total = len(entries) * count_images(names)
@@ -272,7 +273,7 @@ def eval_command(
         if output is not None:
             write_table(result.table, output)
             if per_image:
-                _write_per_image(result.per_image, output.with_name(f"{output.stem}.per_image.csv"))
+                write_per_image(result.per_image, per_image_path(output))
     except EdgesrError as error:
         raise fail(str(error)) from None
     for note in result.notes:
@@ -319,14 +320,6 @@ def _cell(column: str, value: object, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _write_per_image(rows: list[dict], path: Path) -> None:
-    from edgesr.atomic import write_text_atomic
-
-    lines = ["id,dataset,image,psnr,ssim"]
-    lines += [f"{r['id']},{r['dataset']},{r['image']},{r['psnr']!r},{r['ssim']!r}" for r in rows]
-    write_text_atomic(path, "\n".join(lines) + "\n")
-
-
 @app.command("bench")
 def bench_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
@@ -342,7 +335,8 @@ def bench_command(
     frames: int = typer.Option(300, "--frames", help="--pipeline video: frames of the synthetic 640x480 H.264 + AAC clip."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
-    from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
+    from edgesr.bench import GPU_BURST, bench, expand_models
+    from edgesr.results import check_table_path, write_table
 
     if pipeline == "video":
         _bench_video(expand_models(models or [], scale), threads, max(1, repeats), frames, backend, output)
@@ -355,13 +349,13 @@ def bench_command(
     except ValueError:
         raise fail(f"--size {size!r}: expected HxW, e.g. 1080x1920") from None
     try:
-        if output is not None and output.suffix.lower() not in (".json", ".csv"):
-            raise EdgesrError(f"{output}: results go to a .json or .csv file")
+        if output is not None:
+            check_table_path(output)
         rows, info = bench(expand_models(models or [], scale), backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
                            pipeline=pipeline)
         if output is not None:
-            write_rows(rows, output)
+            write_table(rows, output)
     except EdgesrError as error:
         raise fail(str(error)) from None
     for note in info["notes"]:
@@ -398,15 +392,16 @@ def bench_command(
 def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames: int, backend: str,
                  output: Optional[Path]) -> None:
     """`edgesr bench --pipeline video`: frames/s of the whole job against its stages alone."""
-    from edgesr.bench import bench_video, environment, write_rows
+    from edgesr.bench import bench_video, environment
+    from edgesr.results import check_table_path, write_table
 
-    if output is not None and output.suffix.lower() not in (".json", ".csv"):
-        raise fail(f"{output}: results go to a .json or .csv file")
     try:
+        if output is not None:
+            check_table_path(output)
         rows = {m: bench_video(m, frames=frames, threads=threads, repeats=min(repeats, 3), backend=backend)
                 for m in models}
         if output is not None:
-            write_rows(rows, output)
+            write_table(rows, output)
     except EdgesrError as error:
         raise fail(str(error)) from None
     table = Table("id", "input", "output", "frames", "fps", "fps upscale only", "fps decode+encode only",

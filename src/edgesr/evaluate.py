@@ -48,8 +48,7 @@ from edgesr.imaging import (
 from edgesr.metrics import LumaTarget
 from edgesr.models import ModelSpec, count_parameters, load_model
 from edgesr.resize import downscale, imresize
-
-WEIGHT_FILE_SUFFIXES = (".model", ".safetensors")
+from edgesr.weights import weight_files
 
 
 # --- protocols ---------------------------------------------------------------------------------
@@ -263,23 +262,14 @@ class ModelEntry:
 
 
 def find_weight_files(folder: str | os.PathLike) -> dict[str, Path]:
-    """``<id>.model`` / ``<id>.safetensors`` files of a folder, keyed by id (valid ids only).
-
-    When both exist for an id, the edgesr ``.safetensors`` file wins.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise EdgesrError(f"{folder}: not a folder of weight files")
+    """The weight files of a folder (`edgesr.weights.weight_files`) whose names are model ids,
+    keyed by id; when one id has several, the edgesr ``.safetensors`` file wins."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix not in WEIGHT_FILE_SUFFIXES or not path.is_file():
-            continue
+    for name, path in weight_files(folder).items():
         try:
-            model_id = ModelSpec.parse(path.stem).id
+            found[ModelSpec.parse(name).id] = path
         except EdgesrError:
             continue
-        if model_id not in found or path.suffix == ".safetensors":
-            found[model_id] = path
     return found
 
 
@@ -298,7 +288,7 @@ def resolve_models(ids: Sequence[str], weights: str | os.PathLike | None = None,
         found = find_weight_files(weights)
         if not ids:
             if not found:
-                raise EdgesrError(f"{weights}: no <id>.model or <id>.safetensors files")
+                raise EdgesrError(f"{weights}: no <id>.safetensors, <id>.model, .pt or .pth files")
             entries = [ModelEntry(i, p) for i, p in found.items()]
         else:
             for model_id in ids:
@@ -560,89 +550,3 @@ def _lpips_on(fn: Callable[[np.ndarray, np.ndarray], float], sr: np.ndarray, ima
     if hr.ndim == 2:
         hr, sr = np.repeat(hr[..., None], 3, -1), np.repeat(sr[..., None], 3, -1)
     return fn(np.clip(sr, 0, 255), hr)
-
-
-# --- tables ------------------------------------------------------------------------------------
-
-def compare_tables(ours: dict[str, dict[str, float]], reference: dict[str, dict[str, float]]
-                   ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Differences ours - reference for the ids and numeric columns both tables have.
-
-    Returns the per-id deltas and, per column, the mean absolute delta.
-    """
-    deltas: dict[str, dict[str, float]] = {}
-    for model_id, row in ours.items():
-        if model_id not in reference:
-            continue
-        ref = reference[model_id]
-        deltas[model_id] = {c: float(v) - float(ref[c]) for c, v in row.items()
-                            if c in ref and isinstance(ref[c], (int, float)) and c != "parameters"}
-    columns = [c for c in table_columns(ours) if any(c in d for d in deltas.values())]
-    means = {c: float(np.mean([abs(d[c]) for d in deltas.values() if c in d])) for c in columns}
-    return deltas, means
-
-
-def table_columns(table: dict[str, dict[str, float]]) -> list[str]:
-    """The columns of a table in the paper's order: per set psnr, ssim (, lpips), then the rest."""
-    seen: list[str] = []
-    for row in table.values():
-        for column in row:
-            if column not in seen:
-                seen.append(column)
-    return seen
-
-
-def table_to_csv(table: dict[str, dict[str, float]]) -> str:
-    """One line per id: ``id,<columns...>``."""
-    columns = table_columns(table)
-    lines = [",".join(["id", *columns])]
-    for model_id, row in table.items():
-        lines.append(",".join([model_id, *(_format_cell(row.get(c)) for c in columns)]))
-    return "\n".join(lines) + "\n"
-
-
-def _format_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def read_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """Read a results table written as JSON (``{id: {column: value}}``) or CSV."""
-    import csv
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise EdgesrError(f"{path}: no such results table")
-    try:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            return {r.pop("id"): {k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows}
-        table = json.loads(path.read_text())
-    except (ValueError, KeyError) as error:
-        raise EdgesrError(f"{path}: not a results table ({error})") from None
-    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
-        raise EdgesrError(f"{path}: not a results table of the form {{id: {{column: value}}}}")
-    return table
-
-
-def write_table(table: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
-    """Write a table atomically: ``.json`` as ``{id: {column: value}}``, ``.csv`` one row per id."""
-    import json
-
-    from edgesr.atomic import write_text_atomic
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(table, indent=1) + "\n"
-    elif suffix == ".csv":
-        text = table_to_csv(table)
-    else:
-        raise EdgesrError(f"{path}: results go to a .json or .csv file")
-    write_text_atomic(path, text)
-    return path

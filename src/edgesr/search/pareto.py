@@ -52,7 +52,7 @@ def pareto_front(points: Sequence[tuple[str, float, float]], x_better: str = "ma
 
 def load_results(path: str | os.PathLike) -> Table:
     """A results table from a search store (SQLite) or a ``.json``/``.csv`` in the paper's format."""
-    from edgesr.evaluate import read_table
+    from edgesr.results import read_table
     from edgesr.search.store import ResultsStore, is_sqlite_file
 
     path = Path(path)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from edgesr.errors import EdgesrError, Terminated, describe
 from edgesr.models import ModelSpec
+from edgesr.weights import weight_file
 
 if TYPE_CHECKING:
     from edgesr.search.store import ResultsStore
@@ -157,15 +158,6 @@ class Outcome:
 
 
 # --- one id ------------------------------------------------------------------------------------
-
-def weight_file(model_id: str, folder: str | os.PathLike) -> Path | None:
-    """``<id>.safetensors`` (preferred) or ``<id>.model`` in ``folder``, or None."""
-    for suffix in (".safetensors", ".model"):
-        path = Path(folder) / f"{model_id}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
 
 def train_config(model_id: str, settings: SearchSettings):
     """The `TrainConfig` of an id: the shipped recipe, ``steps`` overridden, validation on the
