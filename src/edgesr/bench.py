@@ -100,6 +100,11 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
                      budget_s: float | None = None, burst: int = 1) -> dict[str, Timing]:
     """Time every callable ``repeats`` times, one round of all of them after another.
 
+    Each round starts one callable further along, so that every callable follows every other
+    equally often: a call right after OpenCV's resize measured 2x slower on a 2-core box (its
+    pool threads keep spinning for a while after a job), and a fixed order gave that penalty
+    always to the same row.
+
     ``sync`` runs after each sample inside the timed region (CUDA: ``torch.cuda.synchronize``).
     Each sample is ``burst`` back-to-back calls (one ``sync`` after them), divided by ``burst``:
     a GPU left idle while the CPU baselines ran starts the next call late, and a lone call
@@ -113,8 +118,11 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
             fn()
             sync()
     timings = {name: Timing() for name in calls}
-    for _ in range(max(1, repeats)):
-        for name, fn in calls.items():
+    names = list(calls)
+    for round_ in range(max(1, repeats)):
+        start_at = round_ % len(names)
+        for name in names[start_at:] + names[:start_at]:
+            fn = calls[name]
             t = timings[name]
             if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) * burst > budget_s:
                 continue
