@@ -13,7 +13,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from edgesr.cli import app  # noqa: E402
 from edgesr.engine import BACKENDS, Upscaler  # noqa: E402
-from edgesr.export import export_onnx, export_torchscript, onnx_parity, torchscript_parity  # noqa: E402
+from edgesr.export import export_onnx, export_torchscript  # noqa: E402
+from edgesr.export_check import onnx_parity, torchscript_parity  # noqa: E402
 from edgesr.errors import EdgesrError  # noqa: E402
 from edgesr.models import create_model, load_model  # noqa: E402
 

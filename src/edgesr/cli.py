@@ -432,7 +432,7 @@ def export_command(
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with the torch reference on random inputs."),
 ) -> None:
     """Export a model as ONNX (dynamic size; onnx.checker-validated) or TorchScript."""
-    from edgesr import export
+    from edgesr import export, export_check
     from edgesr.models import load_model
 
     try:
@@ -441,10 +441,10 @@ def export_command(
         module = load_model(model, weights)  # once, for the export and its check
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
-            parity = export.onnx_parity if check else None
+            parity = export_check.onnx_parity if check else None
         else:
             path = export.export_torchscript(module, output, fp16=fp16, color=color)
-            parity = export.torchscript_parity if check else None
+            parity = export_check.torchscript_parity if check else None
         message = (f"wrote {path} ({format}, {f'RGB uint8 (color {color})' if color else 'luma'} graph"
                    f"{', fp16' if fp16 else ''})")
         if parity is not None:
@@ -553,7 +553,7 @@ def search_command(
     from edgesr.search import SearchSettings, export_store, run_search, select_ids, with_bicubic
     from edgesr.search.console import SearchProgress
     from edgesr.search.grid import parse_values
-    from edgesr.search.runner import default_train_threads
+    from edgesr.search.settings import default_train_threads
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     try:

@@ -16,8 +16,9 @@ Two graphs, both with dynamic batch, height and width:
 Every entry point takes a model id (the shipped weights, or ``weights=FILE``) or a module.
 
 >>> export_onnx("eSR-MAX_s2_K3_C2", "esr.onnx")                      # doctest: +SKIP
->>> onnx_parity("eSR-MAX_s2_K3_C2", "esr.onnx") < 1e-5                # doctest: +SKIP
-True
+
+`edgesr.export_check` compares a written file with the torch reference (`Upscaler` for colour
+graphs); it lives apart so that the engine's onnxruntime backend can use this module.
 
 Needs the ``onnx`` extra (``pip install edgesr[onnx]``: onnx, onnxruntime) for ONNX.
 """
@@ -30,7 +31,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,14 +50,14 @@ PIXEL_TYPES = ("uint8", "float")
 ModelLike = str | ModelSpec | nn.Module
 
 
-def _require(package: str):  # noqa: ANN202
+def require_package(package: str):  # noqa: ANN202
     try:
         return __import__(package)
     except ImportError:
         raise EdgesrError(f"{package} is not installed; pip install 'edgesr[onnx]'") from None
 
 
-def _color_mode(color: str | None, pixels: str = "uint8") -> tuple[str, str] | None:
+def color_mode(color: str | None, pixels: str = "uint8") -> tuple[str, str] | None:
     """(colour mode, pixel type) of a colour graph, or None for the luma graph."""
     if color is None:
         return None
@@ -179,7 +179,7 @@ def export_onnx(model: ModelLike, path: str | os.PathLike, fp16: bool = False, c
         the written path.
     """
     model = load_model(model, weights)
-    mode = _color_mode(color, pixels)
+    mode = color_mode(color, pixels)
     module, example, name_in, name_out = _graph(model, fp16, mode)
     h, w = (2, 3) if mode is None else (1, 2)  # NCHW luma planes, NHWC RGB images
     axes = {name_in: {0: "batch", h: "height", w: "width"},
@@ -188,7 +188,7 @@ def export_onnx(model: ModelLike, path: str | os.PathLike, fp16: bool = False, c
     with atomic_path(path) as tmp:
         _torch_onnx_export(module, example, tmp, (name_in, name_out), axes)
         if check:
-            onnx = _require("onnx")
+            onnx = require_package("onnx")
             try:
                 onnx.checker.check_model(str(tmp), full_check=True)
             except onnx.checker.ValidationError as error:
@@ -214,7 +214,7 @@ def export_torchscript(model: ModelLike, path: str | os.PathLike, fp16: bool = F
     Load it anywhere with ``torch.jit.load(path)`` (Python) or ``torch::jit::load`` (C++).
     """
     model = load_model(model, weights)
-    mode = _color_mode(color, pixels)
+    mode = color_mode(color, pixels)
     module, example, _, _ = _graph(model, fp16, mode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -226,69 +226,3 @@ def export_torchscript(model: ModelLike, path: str | os.PathLike, fp16: bool = F
     with atomic_path(path) as tmp:
         frozen.save(str(tmp))
     return path
-
-
-def _random_input(mode: tuple[str, str] | None, fp16: bool, seed: int, size: tuple[int, int]) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    if mode is None:
-        return torch.rand(2, 1, *size, generator=generator).to(torch.float16 if fp16 else torch.float32)
-    rgb = torch.randint(0, 256, (2, *size, 3), generator=generator, dtype=torch.uint8)
-    return rgb if mode[1] == "uint8" else rgb.float()
-
-
-def reference_output(model: nn.Module, x: torch.Tensor, mode: tuple[str, str] | None) -> np.ndarray:
-    """What an exported graph must give for input ``x``: the torch model, or `Upscaler` (colour)."""
-    from edgesr.engine import Upscaler
-
-    if mode is None:
-        with torch.inference_mode():
-            return model.float()(x.float()).numpy()
-    color, pixels = mode
-    upscaler = Upscaler(model, border="replicate", color=color, tile=0)
-    frames = [upscaler.upscale(frame.numpy().round().clip(0, 255).astype(np.uint8)) for frame in x]
-    return np.stack(frames).astype(np.float32 if pixels == "float" else np.uint8)
-
-
-def onnx_parity(model: ModelLike, path: str | os.PathLike, fp16: bool = False, color: str | None = None,
-                size: tuple[int, int] = (37, 29), seed: int = 0, weights: str | os.PathLike | None = None,
-                pixels: str = "uint8") -> float:
-    """Largest absolute difference between onnxruntime on ``path`` and the torch reference.
-
-    Luma graph: vs ``model`` on random (2, 1, H, W) inputs in 0..1 (expect <= 1e-5 in float32).
-    Colour graph: vs `Upscaler.upscale` on random uint8 images, in 0..255 levels (float32 colour
-    maths inside the graph against float64 in `Upscaler`: expect <= 1 level).
-    """
-    model = load_model(model, weights)
-    ort = _require("onnxruntime")
-    mode = _color_mode(color, pixels)
-    x = _random_input(mode, fp16, seed, size)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    want = reference_output(copy.deepcopy(model), x, mode)
-    if got.shape != want.shape:
-        raise EdgesrError(f"{path}: output shape {got.shape}, reference {want.shape}")
-    return max_difference(got, want, path)
-
-
-def max_difference(got: np.ndarray, want: np.ndarray, path: str | os.PathLike) -> float:
-    """Largest |got - want|; a NaN or infinity on either side is an error, never a parity figure."""
-    if not (np.isfinite(got).all() and np.isfinite(want).all()):
-        raise EdgesrError(f"{path}: the exported model or its torch reference gives NaN or infinite"
-                          " outputs (fp16 overflow or broken weights); parity not established")
-    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
-
-
-def torchscript_parity(model: ModelLike, path: str | os.PathLike, fp16: bool = False,
-                       color: str | None = None, size: tuple[int, int] = (37, 29), seed: int = 0,
-                       weights: str | os.PathLike | None = None, pixels: str = "uint8") -> float:
-    """`onnx_parity` for a TorchScript file written by `export_torchscript`."""
-    model = load_model(model, weights)
-    mode = _color_mode(color, pixels)
-    x = _random_input(mode, fp16, seed, size)
-    loaded = torch.jit.load(str(path))
-    with torch.inference_mode():
-        got = loaded(x).numpy()
-    want = reference_output(copy.deepcopy(model), x, mode)
-    return max_difference(got, want, path)
