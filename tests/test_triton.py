@@ -116,7 +116,8 @@ def test_gray_alpha_16_bit_and_channel_orders_match_the_cpu_pipeline(shape, dtyp
 
 def test_a_batch_of_frames_equals_each_frame_alone():
     backend = TritonBackend(random_model("eSR-MAX_s2_K3_C2"), device="cpu")
-    frames = torch.randint(0, 256, (3, 5, 7, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+    generator = torch.Generator().manual_seed(7)
+    frames = torch.randint(0, 256, (3, 5, 7, 3), dtype=torch.uint8, generator=generator)
     batch = backend.upscale_batch(frames)
     assert batch.shape == (3, 10, 14, 3)
     for i in range(3):
@@ -143,6 +144,19 @@ def test_a_cpu_device_without_the_interpreter_is_a_one_line_error():
     code = ("from edgesr.engine import Upscaler\n"
             "try:\n Upscaler('Bicubic_s2', backend='triton', device='cpu')\n"
             "except Exception as e:\n print(type(e).__name__, e)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.stdout.strip() == ("EdgesrError the triton backend runs on CUDA; on the CPU only under"
                                      " Triton's interpreter (set TRITON_INTERPRET=1 before starting Python)")
+
+
+def test_bench_times_the_kernel_on_resident_tensors_next_to_torch_and_the_rgb_call():
+    from edgesr.bench import bench
+
+    rows, info = bench(["eSR-MAX_s2_K3_C2"], backend="triton", device="cpu", repeats=1, size=(8, 12),
+                       baselines=False, energy=True, energy_s=0.0)
+    row = rows["eSR-MAX_s2_K3_C2"]
+    assert row["backend"] == "triton"
+    for key in ("ms_cpu", "ms_torch_reference_cpu", "ms_rgb_e2e_cpu", "gbs_cpu", "bandwidth_fraction_cpu"):
+        assert row[key] > 0, key
+    assert ("energy_note" in row) != ("joules_per_frame_cpu" in row)  # a figure, or why there is none

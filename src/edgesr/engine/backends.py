@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgesr.engine.cuda_graph import CudaGraphBackend
 from edgesr.engine.fused import FusedBackend, auto_backend
 from edgesr.engine.onnx_backend import OnnxRuntimeBackend
 from edgesr.engine.torch_backend import TorchBackend
@@ -24,6 +25,7 @@ BACKENDS: dict[str, type] = {"torch": TorchBackend}
 BACKENDS["onnxruntime"] = OnnxRuntimeBackend  # optional extra; imports onnxruntime when built
 BACKENDS["fused"] = FusedBackend  # compiled C kernel for one-layer models on CPU (engine/fused.py)
 BACKENDS["triton"] = TritonBackend  # fused Triton kernels for one-layer models on CUDA (optional extra)
+BACKENDS["cudagraph"] = CudaGraphBackend  # the torch forward replayed from CUDA graphs (opt-in, unmeasured)
 
 
 def make_backend(name: str, model: nn.Module, device: str | None = "cpu",
