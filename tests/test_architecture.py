@@ -91,3 +91,32 @@ def test_no_import_cycle_among_the_package_modules():
     graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
     assert len(graph) > 40 and "edgesr.models" in graph["edgesr.engine.upscaler"]
     assert import_cycle(graph) is None
+
+
+def family_name_uses(path: Path, names: set[str]) -> list[str]:
+    """Where a file names a family outside docstrings and messages: a string constant equal to
+    a family name (``spec.family == "Bicubic"``, ``{"eSR-TM": 1}``), or an import of the
+    family groupings (``ONE_LAYER_FAMILIES``)."""
+    tree = ast.parse(path.read_text())
+    formatted = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and node.value in names and id(node) not in formatted):
+            found.append(f"{path.name}:{node.lineno} {node.value!r}")
+        if isinstance(node, ast.ImportFrom) and any(a.name.startswith("ONE_LAYER") for a in node.names):
+            found.append(f"{path.name}:{node.lineno} imports {', '.join(a.name for a in node.names)}")
+    return found
+
+
+def test_the_family_name_finder_sees_a_branch_on_a_family(tmp_path):
+    source = tmp_path / "tiling.py"
+    source.write_text('def full(spec):\n    """For FSRCNN."""\n    return spec.family == "FSRCNN"\n')
+    assert family_name_uses(source, {"FSRCNN"}) == ["tiling.py:3 'FSRCNN'"]
+
+
+def test_no_family_name_is_compared_outside_the_models_package():
+    from edgesr.models import FAMILIES
+
+    outside = [p for p in PACKAGE.rglob("*.py") if (PACKAGE / "models") not in p.parents]
+    uses = [use for path in outside for use in family_name_uses(path, set(FAMILIES))]
+    assert uses == [], "ask edgesr.models.family_of(spec) for the fact instead: " + "; ".join(uses)

@@ -39,8 +39,8 @@ from torch import nn
 
 from edgesr.energy import EnergyCounter, measure, open_counter
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec, create_model
-from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, create_model, family_of
+from edgesr.models.spec import parse_model_name
 
 #: The models of the issue's speed table.
 DEFAULT_MODELS = ("eSR-TM_s2_K7_C16", "eSR-TR_s2_K7_C16", "eSR-MAX_s2_K3_C2", "eSR-MAX_s3_K3_C1",
@@ -56,24 +56,9 @@ def macs(spec: ModelSpec | str, out_h: int, out_w: int) -> int:
     convolution (s*s phases of T x T taps).
     """
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    s, p = spec.scale, spec.params
+    s = spec.scale
     pixels = math.ceil(out_h / s) * math.ceil(out_w / s)
-    if spec.family == "Bicubic":
-        from edgesr.models.classic import bicubic_kernel, polyphase_weights
-
-        weight, _ = polyphase_weights(bicubic_kernel(s), s)
-        per_pixel = weight.shape[0] * weight.shape[-1] * weight.shape[-2]
-    elif spec.family in ONE_LAYER_FAMILIES:
-        factor = ONE_LAYER_FACTORS[spec.family]
-        per_pixel = factor * s * s * p["C"] * p["K"] ** 2
-    elif spec.family == "eSR-CNN":
-        per_pixel = 25 * p["D"] + 9 * p["D"] * p["S"] + 9 * p["S"] * 2 * s * s * p["C"]
-    elif spec.family == "ESPCN":
-        first = 25 * p["D"] if p["D"] > 0 else 0
-        per_pixel = first + 9 * max(p["D"], 1) * p["S"] + 9 * p["S"] * s * s
-    else:  # FSRCNN: 5x5 (D), 1x1 shrink, M x 3x3 (S), 1x1 expand, 9x9 deconvolution scattered
-        d, w, m = p["D"], p["S"], p["M"]
-        per_pixel = 25 * d + d * w + m * 9 * w * w + w * d + 81 * d
+    per_pixel = family_of(spec).macs_per_pixel(spec)
     return per_pixel * pixels
 
 
@@ -188,9 +173,7 @@ def expand_models(models: list[str], scale: int | None) -> list[str]:
     models of that scale. Malformed ids raise `EdgesrError`."""
     ids = []
     for name in models or DEFAULT_MODELS:
-        if name == "Bicubic":
-            name = f"Bicubic_s{scale or 2}"
-        spec = ModelSpec.parse(name)
+        spec = parse_model_name(name, scale or 2)
         if scale is None or spec.scale == scale:
             ids.append(spec.id)
     if not ids:

@@ -48,9 +48,8 @@ from PIL import Image, ImageDraw
 from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.imaging import luma_to_model, model_to_luma, rgb_to_luma, write_image
-from edgesr.models import ModelSpec, count_parameters, load_model
+from edgesr.models import ModelSpec, count_parameters, family_of, load_model
 
-PARTS = {"eSR-MAX": ("value",), "eSR-TM": ("value", "key"), "eSR-TR": ("value", "query", "key")}
 SPECTRUM_SIZE = 32
 
 
@@ -62,10 +61,10 @@ def filter_bank(model: torch.nn.Module) -> dict[str, np.ndarray]:
     Raises `EdgesrError` for families without a single filter layer (eSR-CNN, ESPCN, ...).
     """
     spec: ModelSpec = model.spec
-    if spec.family not in PARTS:
-        raise EdgesrError(f"{spec.id}: filter views exist for eSR-MAX, eSR-TM and eSR-TR only")
+    parts = family_of(spec).parts
+    if not parts:
+        raise EdgesrError(f"{spec.id}: filter views exist for one-layer models (eSR-MAX, eSR-TM, eSR-TR) only")
     weight = model.filter.weight.detach().double().cpu().numpy()[:, 0]  # (F*C*s*s, K, K)
-    parts = PARTS[spec.family]
     s, c, k = spec.scale, spec.C, spec.K
     grouped = weight.reshape(len(parts), c, s * s, k, k)
     return {name: grouped[f] for f, name in enumerate(parts)}
@@ -109,6 +108,7 @@ class TemplateMaps:
     """Per-pixel template weights of a model on one LR luma plane (all at HR size).
 
     Attributes:
+        reduction: "max" (the largest response wins, eSR-MAX) or "softmax".
         weights: (C, sH, sW) softmax weights (sum 1 per pixel); eSR-MAX: one-hot of the winner.
         winner: (sH, sW) int index of the winning template.
         confidence: (sH, sW) the winning weight (1/C..1); eSR-MAX: margin of the two largest
@@ -116,6 +116,7 @@ class TemplateMaps:
         output: (sH, sW) model output luma, studio range 16..235.
     """
 
+    reduction: str
     weights: np.ndarray
     winner: np.ndarray
     confidence: np.ndarray
@@ -126,23 +127,13 @@ class TemplateMaps:
 def template_maps(model: torch.nn.Module, lr_luma: np.ndarray) -> TemplateMaps:
     """Run ``model`` on studio-range LR luma (H, W) and return its per-pixel template weights."""
     spec: ModelSpec = model.spec
-    if spec.family not in (*PARTS, "eSR-CNN"):
+    templates = family_of(spec).templates
+    if templates is None:
         raise EdgesrError(f"{spec.id}: template maps exist for eSR-MAX, eSR-TM, eSR-TR and eSR-CNN")
     x = torch.from_numpy(np.ascontiguousarray(luma_to_model(lr_luma), dtype=np.float32))[None, None]
     model = model.float().eval()
     c = spec.C
-    if spec.family == "eSR-CNN":
-        value, key = model.filter(x).split(c, dim=1)
-        scores = key * key
-    else:
-        parts = F.pixel_shuffle(model.filter(x), spec.scale).split(c, dim=1)
-        value = parts[0]
-        if spec.family == "eSR-TM":
-            scores = parts[1]
-        elif spec.family == "eSR-TR":
-            scores = parts[1] * parts[2]
-        else:
-            scores = None
+    value, scores = templates(model, x)
     if scores is None:  # eSR-MAX: the largest response wins
         top = value.topk(min(2, c), dim=1).values
         winner = value.argmax(dim=1)[0]
@@ -153,7 +144,8 @@ def template_maps(model: torch.nn.Module, lr_luma: np.ndarray) -> TemplateMaps:
         weights = soft.double()
         confidence, winner = soft.max(dim=0)
     output = model_to_luma(model(x)[0, 0].double().numpy())
-    return TemplateMaps(weights.numpy(), winner.numpy(), confidence.double().numpy(), output)
+    return TemplateMaps("max" if scores is None else "softmax", weights.numpy(), winner.numpy(),
+                        confidence.double().numpy(), output)
 
 
 def siemens_star(size: int = 128, spokes: int = 24) -> np.ndarray:
@@ -246,11 +238,13 @@ def _zoom(side: int, target: int) -> int:
 
 @dataclass
 class ExplainReport:
-    """Files written by `explain` (name -> path) and the orientation summary rows."""
+    """Files written by `explain` (name -> path), the orientation summary rows and how the
+    model's templates combine ("max" or "softmax", `TemplateMaps.reduction`)."""
 
     files: dict[str, Path] = field(default_factory=dict)
     orientation: list[dict] = field(default_factory=list)
     index: Path | None = None
+    reduction: str = ""
 
 
 def explain(model: str | torch.nn.Module, out: str | os.PathLike, weights: str | os.PathLike | None = None,
@@ -269,13 +263,14 @@ def explain(model: str | torch.nn.Module, out: str | os.PathLike, weights: str |
     else:
         module, weights = model, weights or "the module given"
     spec: ModelSpec = module.spec
-    if spec.family not in (*PARTS, "eSR-CNN"):
+    family = family_of(spec)
+    if family.templates is None:
         raise EdgesrError(f"{spec.id}: explain supports eSR-MAX, eSR-TM, eSR-TR (filters and maps) and"
                           " eSR-CNN (maps)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = ExplainReport()
-    if spec.family in PARTS:
+    if family.parts:
         _filter_views(module, out, report)
     lr = siemens_star() if image is None else image_luma(image)
     _map_views(module, lr, out, report)
@@ -355,7 +350,8 @@ def _map_views(model: torch.nn.Module, lr: np.ndarray, out: Path, report: Explai
     report.files["output"] = _save(np.clip(np.rint((maps.output - 16.0) * 255.0 / 219.0), 0, 255),
                                    out / "output.png")
     report.files["winner"] = _save(_with_legend(colours[maps.winner], colours), out / "winner.png")
-    if spec.family == "eSR-MAX":
+    report.reduction = maps.reduction
+    if maps.reduction == "max":
         confidence = sequential(maps.confidence, 0.0, float(np.percentile(maps.confidence, 99)) or None)
     else:
         confidence = sequential(maps.confidence, 1.0 / spec.C, 1.0)
@@ -407,8 +403,8 @@ def _write_index(model: torch.nn.Module, out: Path, report: ExplainReport, weigh
 
     sections = [(f"<h1>{esc(spec.id)}</h1><p>{count_parameters(model)} parameters; weights:"
                  f" {esc(str(weights) if weights else 'initialisation (no weights given)')}</p>")]
-    if spec.family in PARTS:
-        parts = PARTS[spec.family]
+    parts = family_of(spec).parts
+    if parts:
         sections.append("<h2>Filters</h2><p>Rows: channel c; columns: sub-pixel phase (i, j) of the"
                         " output block. Value filters upscale; key/query filters score which template fits"
                         " (the softmax over channels picks it).</p>")
@@ -428,13 +424,13 @@ def _write_index(model: torch.nn.Module, out: Path, report: ExplainReport, weigh
                           "<th>0-45</th><th>45-90</th><th>90-135</th><th>135-180 deg</th></tr>"
                         + "".join(summary) + "</table><p>Per filter: <a href='orientation.csv'>orientation.csv"
                           "</a> (0 deg = horizontal edges, 90 = vertical).</p>")
-    what = "largest filter response" if spec.family == "eSR-MAX" else "softmax weight"
+    what = "largest filter response" if report.reduction == "max" else "softmax weight"
     sections.append(f"<h2>Templates on an image</h2><p>Input: {esc(str(image) if image else 'a Siemens star')}"
                     f" (luma, used as the LR image). Winner: the template with the largest {what} at each"
                     " output pixel.</p>"
                     + figure("input", "input (LR luma)") + figure("output", "model output")
                     + figure("winner", "winning template") + figure("overlay", "winner over the output")
-                    + figure("confidence", "margin of the two largest responses" if spec.family == "eSR-MAX"
+                    + figure("confidence", "margin of the two largest responses" if report.reduction == "max"
                              else "winning weight (1/C .. 1)")
                     + figure("weights", "weight map of every template"))
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

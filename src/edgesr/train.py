@@ -38,8 +38,7 @@ from torch.nn.utils import parametrize
 
 from edgesr.atomic import atomic_path, write_text_atomic
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec, create_model
-from edgesr.models.spec import ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, create_model, family_of
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
 from edgesr.weights import save_weights
@@ -57,17 +56,17 @@ RECIPES = {
 
 
 def recipe_kind(model_id: str) -> str:
-    """The `RECIPES` key of an id: "one_layer" for eSR-MAX/TM/TR, "esr_cnn" for eSR-CNN and
-    "deep" for ESPCN and FSRCNN."""
-    family = ModelSpec.parse(model_id).family
-    if family in ONE_LAYER_FAMILIES:
-        return "one_layer"
-    return "esr_cnn" if family == "eSR-CNN" else "deep"
+    """The `RECIPES` key of an id (its family's `Family.recipe`): "one_layer" for eSR-MAX/TM/TR,
+    "esr_cnn" for eSR-CNN and "deep" for ESPCN and FSRCNN."""
+    kind = family_of(model_id).recipe
+    if kind is None:
+        raise EdgesrError(f"{model_id} has no trainable weights (a fixed kernel)")
+    return kind
 
 
 def recipe_kinds(model_ids: Iterable[str]) -> set[str]:
     """The `RECIPES` keys that train these ids (Bicubic, a fixed kernel, needs none)."""
-    return {recipe_kind(i) for i in model_ids if ModelSpec.parse(i).family != "Bicubic"}
+    return {recipe_kind(i) for i in model_ids if family_of(i).learned}
 
 
 def recipe_for(model_id: str) -> dict:
@@ -138,13 +137,13 @@ class TrainConfig:
             raise EdgesrError(f"sampling must be auto, pixels or patches, got {self.sampling!r}")
         if self.sampling == "pixels" and not self._family_is_one_layer():
             raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
-        family = ModelSpec.parse(self.model_id).family
+        family = family_of(self.model_id)
         if self.init not in ("auto", "paper", "bicubic"):
             raise EdgesrError(f"init must be auto, paper or bicubic, got {self.init!r}")
-        if self.init == "bicubic" and family not in BICUBIC_START:
+        if self.init == "bicubic" and not family.bicubic_start:
             raise EdgesrError(f"{self.model_id}: the bicubic start supports {', '.join(BICUBIC_START)} only")
         if self.init == "auto":  # record the effective value, like batch_size
-            self.init = "bicubic" if family in BICUBIC_START else "paper"
+            self.init = "bicubic" if family.bicubic_start else "paper"
         if self.batch_size is None:  # record the effective value, so equal runs compare equal
             self.batch_size = 8192 if self.pixel_sampling else 32
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:
@@ -152,11 +151,11 @@ class TrainConfig:
         if self.batch_size < 1 or self.patch_size < 1:
             raise EdgesrError(f"--batch-size ({self.batch_size}) and --patch-size ({self.patch_size})"
                               " must be positive")
-        if ModelSpec.parse(self.model_id).family == "Bicubic":
+        if not family.learned:
             raise EdgesrError(f"{self.model_id} has no trainable weights (a fixed bicubic kernel)")
 
     def _family_is_one_layer(self) -> bool:
-        return ModelSpec.parse(self.model_id).family in ONE_LAYER_FAMILIES
+        return family_of(self.model_id).pixel_training
 
     @property
     def pixel_sampling(self) -> bool:

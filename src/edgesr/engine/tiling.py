@@ -44,8 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgesr.models import ModelSpec, context_pixels
-from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, context_pixels, family_of
 
 ALIGN = 64
 MIN_WINDOW_PIXELS = 20480
@@ -102,8 +101,7 @@ def plan_spans(length: int, margin: int, step: int) -> list[Span]:
 def needs_full_width(spec: ModelSpec | str) -> bool:
     """Whether the family must be tiled in full-width strips to stay bit-identical (FSRCNN: its
     stride-s transposed convolution in oneDNN rounds depending on the input width)."""
-    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    return spec.family == "FSRCNN"
+    return family_of(spec).full_width_tiles
 
 
 def plan_tiles(height: int, width: int, margin: int, tile: int, strips: bool = False) -> list[Tile]:
@@ -206,23 +204,10 @@ def tiled_apply(fn: Callable, x, scale: int, margin: int, tile: int, axes: tuple
 
 
 def model_floats_per_pixel(spec: ModelSpec | str) -> int:
-    """float32 values live at the peak of one forward pass, per LR input pixel (an upper bound).
-
-    One-layer models: the F*s^2*C filter outputs and their pixel-shuffled copy, plus the
-    reduction's temporaries; deeper models: two consecutive feature maps of the widest layer.
-    """
+    """float32 values live at the peak of one forward pass, per LR input pixel (an upper bound;
+    each family states its own, `edgesr.models.Family.floats_per_pixel`)."""
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    s2, p = spec.scale**2, spec.params
-    if spec.family == "Bicubic":
-        return 2 + 2 * s2
-    if spec.family in ONE_LAYER_FAMILIES:
-        factor = ONE_LAYER_FACTORS[spec.family]
-        return 2 + (2 * factor + 2) * s2 * p["C"]
-    if spec.family == "eSR-CNN":
-        return 2 + 2 * max(p["D"], p["S"]) + 8 * s2 * p["C"]
-    if spec.family == "ESPCN":
-        return 2 + 2 * max(p["D"], p["S"]) + 4 * s2
-    return 2 + 4 * max(p["D"], p["S"]) + 4 * s2  # FSRCNN
+    return family_of(spec).floats_per_pixel(spec)
 
 
 def window_bytes(spec: ModelSpec | str, pixels: int, planes: int = 1, image: bool = False) -> int:

@@ -13,20 +13,27 @@ from os import PathLike
 from torch import nn
 
 from edgesr.errors import EdgesrError
-from edgesr.models.baselines import ESPCN, FSRCNN
-from edgesr.models.classic import Bicubic
-from edgesr.models.esr import ESRCNN, ESRTM, ESRTR, ESRMax
-from edgesr.models.spec import ONE_LAYER_FAMILIES, ModelSpec, paper_grid
+from edgesr.models.baselines import ESPCN_FAMILY, FSRCNN_FAMILY
+from edgesr.models.classic import BICUBIC
+from edgesr.models.esr import ESR_CNN, ESR_MAX, ESR_TM, ESR_TR
+from edgesr.models.family import Family
+from edgesr.models.spec import ModelSpec, paper_grid
 
-FAMILIES: dict[str, type[nn.Module]] = {
-    "Bicubic": Bicubic,
-    "eSR-MAX": ESRMax,
-    "eSR-TM": ESRTM,
-    "eSR-TR": ESRTR,
-    "eSR-CNN": ESRCNN,
-    "ESPCN": ESPCN,
-    "FSRCNN": FSRCNN,
-}
+#: Every family by name, each declared next to its definition (`edgesr.models.family.Family`).
+FAMILIES: dict[str, Family] = {f.name: f for f in (BICUBIC, ESR_MAX, ESR_TM, ESR_TR, ESR_CNN, ESPCN_FAMILY,
+                                                    FSRCNN_FAMILY)}
+
+
+def family_of(model: str | ModelSpec | nn.Module) -> Family:
+    """The `Family` of an id, a spec or a built model: where every per-family fact lives.
+
+    >>> family_of("eSR-TM_s2_K7_C16").context(ModelSpec.parse("eSR-TM_s2_K7_C16"))
+    3
+    """
+    if isinstance(model, nn.Module):
+        model = model.spec
+    spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+    return FAMILIES[spec.family]
 
 
 def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = None,
@@ -45,11 +52,12 @@ def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = Non
         ``spec`` attribute holds the parsed id.
     """
     spec = model_id if isinstance(model_id, ModelSpec) else ModelSpec.parse(model_id)
-    model = FAMILIES[spec.family](spec)
+    family = FAMILIES[spec.family]
+    model = family.module(spec)
     model.spec = spec
     if pretrained and weights is not None:
         raise EdgesrError("pass either weights or pretrained=True, not both")
-    if pretrained and spec.family != "Bicubic":
+    if pretrained and family.learned:
         from edgesr.weights import shipped_weights_path
 
         weights = shipped_weights_path(spec.id)
@@ -109,17 +117,4 @@ def context_pixels(spec: ModelSpec | str) -> int:
     Padding a tile by this many real pixels makes tiled upscaling equal untiled upscaling.
     """
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    p = spec.params
-    if spec.family == "Bicubic":
-        from edgesr.models.classic import bicubic_kernel, polyphase_weights
-
-        _, (before, after) = polyphase_weights(bicubic_kernel(spec.scale), spec.scale)
-        return max(before, after)
-    if spec.family in ONE_LAYER_FAMILIES:
-        return p["K"] // 2
-    if spec.family == "eSR-CNN":
-        return 2 + 1 + 1
-    if spec.family == "ESPCN":
-        return (2 if p["D"] > 0 else 0) + 1 + 1
-    # FSRCNN: 5x5 (2), 1x1, M x 3x3 (M), 1x1, then the 9x9 stride-s deconvolution (2 for s >= 2).
-    return 2 + p["M"] + 2
+    return FAMILIES[spec.family].context(spec)

@@ -24,7 +24,7 @@ import torch
 from edgesr.bench import bench
 from edgesr.errors import EdgesrError, Terminated, describe
 from edgesr.evaluate import ModelEntry, evaluate
-from edgesr.models import ModelSpec
+from edgesr.models import family_of
 from edgesr.search.settings import SearchSettings
 from edgesr.train import TrainConfig, output_paths, recipe_for, train
 from edgesr.weights import weight_file
@@ -67,14 +67,14 @@ def obtain_weights(model_id: str, settings: SearchSettings, work_dir: Path,
     Otherwise train in ``work_dir``: reuse finished weights with the same config, resume a
     checkpoint, or start afresh.
     """
-    spec = ModelSpec.parse(model_id)
+    learned = family_of(model_id).learned
     if settings.weights is not None:
         path = weight_file(model_id, settings.weights)
-        if path is None and spec.family != "Bicubic":
+        if path is None and learned:
             raise EdgesrError(f"{settings.weights}: no weight file for {model_id}"
                               f" ({model_id}.safetensors or {model_id}.model)")
         return path, {"weights": str(path) if path else "built-in", "trained": False}
-    if spec.family == "Bicubic":
+    if not learned:
         return None, {"weights": "built-in", "trained": False}
     config = train_config(model_id, settings)
     paths = output_paths(work_dir, model_id)
