@@ -172,6 +172,21 @@ class TritonBackend:
                   (out.stride(0), out.stride(2), out.stride(3)), (*out_affine, *clamp), integer, border)
         return out
 
+    def run(self, x: np.ndarray, out_dtype: type = np.float32, in_affine: tuple[float, float] = (1.0, 0.0),
+            out_affine: tuple[float, float] = (1.0, 0.0), clamp: tuple[float, float] | None = None,
+            border: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """`FusedBackend.run` on the device: (N, H, W) float32/uint8/uint16 planes (rows may be
+        strided, as video planes) -> (N, sH, sW) ``out_dtype``, written into ``out`` if given."""
+        if x.ndim != 3:
+            raise ValueError(f"expected (N, H, W) planes, got {x.shape}")
+        dtype = torch.from_numpy(np.empty(0, out_dtype)).dtype
+        result = self.forward(torch.from_numpy(x)[:, None], border, in_affine, dtype, out_affine, clamp)
+        result = result[:, 0].cpu().numpy()
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
     def upscale_batch(self, images: torch.Tensor, color: str = "ycbcr", order: str = "rgb",
                       border: bool = True) -> torch.Tensor:
         """(N, H, W, C) uint8/uint16 images, C in 1, 3, 4 -> (N, sH, sW, C), same dtype, device.
