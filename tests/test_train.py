@@ -203,3 +203,11 @@ def test_fp32_training_turns_tf32_off_on_cuda_only_and_restores_it():
     assert torch.backends.cudnn.allow_tf32 == before
     with _NoTF32Convolutions(torch.device("cpu"), enabled=True):
         assert torch.backends.cudnn.allow_tf32 == before
+
+
+def test_config_from_recipe_keeps_the_recipe_where_an_override_is_none():
+    from edgesr.train import TrainConfig, recipe_for
+
+    config = TrainConfig.from_recipe("eSR-CNN_s2_C2_D3_S3", steps=7, lr=None, seed=3)
+    recipe = recipe_for("eSR-CNN_s2_C2_D3_S3")
+    assert (config.steps, config.lr, config.batch_size, config.seed) == (7, recipe["lr"], recipe["batch_size"], 3)

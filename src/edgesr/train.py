@@ -163,6 +163,17 @@ class TrainConfig:
         return self.sampling == "pixels" or (self.sampling == "auto" and self._family_is_one_layer())
 
     @classmethod
+    def from_recipe(cls, model_id: str, **overrides: object) -> TrainConfig:
+        """The measured recipe of an id (`recipe_for`) with ``overrides`` on top; an override of
+        None keeps the recipe's value (what an unset command-line option passes).
+
+        >>> TrainConfig.from_recipe("eSR-TM_s2_K7_C16", steps=50, lr=None).lr
+        0.003
+        """
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(model_id, **{**recipe_for(model_id), **given})
+
+    @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {"init": "paper", **values}  # configs saved before `init` existed started so

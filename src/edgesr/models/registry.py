@@ -18,6 +18,7 @@ from edgesr.models.classic import BICUBIC
 from edgesr.models.esr import ESR_CNN, ESR_MAX, ESR_TM, ESR_TR
 from edgesr.models.family import Family
 from edgesr.models.spec import ModelSpec, paper_grid
+from edgesr.weights import load_weights_into, shipped_manifest, shipped_weights_path
 
 #: Every family by name, each declared next to its definition (`edgesr.models.family.Family`).
 FAMILIES: dict[str, Family] = {f.name: f for f in (BICUBIC, ESR_MAX, ESR_TM, ESR_TR, ESR_CNN, ESPCN_FAMILY,
@@ -58,12 +59,8 @@ def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = Non
     if pretrained and weights is not None:
         raise EdgesrError("pass either weights or pretrained=True, not both")
     if pretrained and family.learned:
-        from edgesr.weights import shipped_weights_path
-
         weights = shipped_weights_path(spec.id)
     if weights is not None:
-        from edgesr.weights import load_weights_into
-
         load_weights_into(model, weights)
     return model.eval()
 
@@ -103,9 +100,15 @@ def load_model(model: str | ModelSpec | nn.Module, weights: str | PathLike | Non
     return create_model(model, pretrained=True)
 
 
-def list_models(family: str | None = None, scale: int | None = None) -> list[str]:
-    """Ids of the paper's grid, optionally filtered by family and scale."""
-    specs = [ModelSpec.parse(i) for i in paper_grid()]
+def list_models(family: str | None = None, scale: int | None = None, shipped: bool = False) -> list[str]:
+    """Ids of the paper's grid (``shipped=True``: those whose trained weights ship with edgesr,
+    in the manifest's order), optionally filtered by family (any case) and scale.
+
+    >>> list_models("esr-tm", scale=2, shipped=True)
+    ['eSR-TM_s2_K7_C16']
+    """
+    ids = list(shipped_manifest()["models"]) if shipped else paper_grid()
+    specs = [ModelSpec.parse(i) for i in ids]
     return [s.id for s in specs
             if (family is None or s.family.lower() == family.lower())
             and (scale is None or s.scale == scale)]

@@ -51,12 +51,10 @@ class Outcome:
 def train_config(model_id: str, settings: SearchSettings) -> TrainConfig:
     """The `TrainConfig` of an id: the shipped recipe, ``steps`` overridden, validation on the
     first evaluation set every tenth of the run (at most every 1000 steps)."""
-    recipe = recipe_for(model_id)
-    if settings.steps is not None:
-        recipe["steps"] = settings.steps
-    val_every = min(1000, max(1, recipe["steps"] // 10))
-    return TrainConfig(model_id, data=list(settings.train_data), val=settings.datasets[:1],
-                       val_every=val_every, seed=settings.seed, device=settings.device, **recipe)
+    steps = settings.steps or recipe_for(model_id)["steps"]
+    return TrainConfig.from_recipe(model_id, steps=steps, data=list(settings.train_data), val=settings.datasets[:1],
+                                   val_every=min(1000, max(1, steps // 10)), seed=settings.seed,
+                                   device=settings.device)
 
 
 def obtain_weights(model_id: str, settings: SearchSettings, work_dir: Path,
