@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from edgesr.engine import make_backend, native
 from edgesr.engine.fused import supports
@@ -51,6 +50,9 @@ def test_context_is_the_reach_of_one_lr_pixel(model_id):
 
 @pytest.mark.parametrize("model_id", IDS)
 def test_macs_per_pixel_count_the_convolutions_the_forward_runs(model_id):
+    # Imported here: it imports Triton, whose tests must set TRITON_INTERPRET first (collection).
+    from torch.utils.flop_counter import FlopCounterMode
+
     model, spec = random_model(model_id).float(), ModelSpec.parse(model_id)
     h, w = 12, 10
     with FlopCounterMode(display=False) as counter, torch.no_grad():
