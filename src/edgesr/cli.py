@@ -144,7 +144,7 @@ def upscale_command(
     color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
-    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused, openvino or onnxruntime."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Video encoder preset (x264/x265; default medium), e.g. veryfast."),
@@ -403,7 +403,7 @@ def _write_per_image(rows: list[dict], path: Path) -> None:
 def bench_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only bench the models of this scale."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, triton, cudagraph, torch or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, openvino, triton, cudagraph, torch or onnxruntime."),
     official: bool = typer.Option(False, "--official", help="Run the paper's official weights of the ids, fetched with `edgesr weights fetch official IDS` (GPL-3)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine and baseline (Pillow is single-threaded)."),
