@@ -160,3 +160,33 @@ def test_bench_times_the_kernel_on_resident_tensors_next_to_torch_and_the_rgb_ca
     for key in ("ms_cpu", "ms_torch_reference_cpu", "ms_rgb_e2e_cpu", "gbs_cpu", "bandwidth_fraction_cpu"):
         assert row[key] > 0, key
     assert ("energy_note" in row) != ("joules_per_frame_cpu" in row)  # a figure, or why there is none
+
+
+def test_uint8_planes_through_run_equal_the_fused_kernels_contract():
+    model = random_model("eSR-TR_s3_K3_C2")
+    planes = np.random.default_rng(8).integers(16, 236, (2, 6, 9), dtype=np.uint8)
+    out = np.zeros((2, 18, 27), np.uint8)
+    studio = ((1 / 219, -16 / 219), (219.0, 16.0), (16.0, 235.0))  # in map, out map, clamp
+    TritonBackend(model, device="cpu").run(planes, np.uint8, *studio, border=True, out=out)
+    expected = Upscaler(model, backend="torch").upscale_luma(planes[1].astype(np.float32))
+    assert out.min() >= 16 and out.max() <= 235
+    assert np.abs(out[1].astype(float) - np.round(expected)).max() <= 1
+
+
+def test_video_frames_run_through_the_kernels_like_the_torch_path():
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    from edgesr.video import FrameUpscaler, _plane
+
+    frame = av.VideoFrame(22, 14, "yuv420p")
+    rng = np.random.default_rng(9)
+    for index in range(3):
+        _plane(frame, index)[...] = rng.integers(16, 236, size=_plane(frame, index).shape, dtype=np.uint8)
+    frame.pts, frame.time_base = 0, Fraction(1, 25)
+    model = random_model("eSR-TM_s2_K3_C2")
+    got = FrameUpscaler(Upscaler(model, backend="triton", device="cpu"))(frame)
+    reference = FrameUpscaler(Upscaler(model, backend="torch"))(frame)
+    for index in range(3):
+        a, b = _plane(got, index).astype(int), _plane(reference, index).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1

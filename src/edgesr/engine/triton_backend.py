@@ -129,6 +129,7 @@ class TritonBackend:
         self.scale = model.spec.scale
         self._model = pack(make_plan(model), self.dtype, self.device)
         self._chroma: Packed | None = None
+        self._colours: dict[tuple, tuple] = {}
         # bf16 products under the interpreter: NumPy has no bf16 matrix product, so the kernel
         # rounds both sides to bf16 and multiplies in float32 (exact: 8-bit mantissas).
         self._upcast = self.dtype == torch.bfloat16 and interpreting()
@@ -172,6 +173,21 @@ class TritonBackend:
                   (out.stride(0), out.stride(2), out.stride(3)), (*out_affine, *clamp), integer, border)
         return out
 
+    def run(self, x: np.ndarray, out_dtype: type = np.float32, in_affine: tuple[float, float] = (1.0, 0.0),
+            out_affine: tuple[float, float] = (1.0, 0.0), clamp: tuple[float, float] | None = None,
+            border: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """`FusedBackend.run` on the device: (N, H, W) float32/uint8/uint16 planes (rows may be
+        strided, as video planes) -> (N, sH, sW) ``out_dtype``, written into ``out`` if given."""
+        if x.ndim != 3:
+            raise ValueError(f"expected (N, H, W) planes, got {x.shape}")
+        dtype = torch.from_numpy(np.empty(0, out_dtype)).dtype
+        result = self.forward(torch.from_numpy(x)[:, None], border, in_affine, dtype, out_affine, clamp)
+        result = result[:, 0].cpu().numpy()
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
     def upscale_batch(self, images: torch.Tensor, color: str = "ycbcr", order: str = "rgb",
                       border: bool = True) -> torch.Tensor:
         """(N, H, W, C) uint8/uint16 images, C in 1, 3, 4 -> (N, sH, sW, C), same dtype, device.
@@ -196,7 +212,7 @@ class TritonBackend:
             self._run(self._model, x, out, in_strides, [1.0 / peak], 0.0, (h, w, n),
                       (out.stride(0), out.stride(1), out.stride(2)), (peak, 0.0, 0.0, peak), True, border)
             return out
-        spec = plan_color(ch, peak, color, order, MODEL).spec
+        spec, mat, ooff = self._colour(ch, peak, color, order)
         planes = torch.empty((n, spec.planes, h * s, w * s), dtype=torch.float32, device=self.device)
         clip = 0
         for p in range(spec.planes):
@@ -206,15 +222,23 @@ class TritonBackend:
             self._run(packed, x, planes[:, p], in_strides, [spec.coef[p][k] for k in range(ch)],
                       spec.offset[p], (h, w, n), (planes.stride(0), planes.stride(2), planes.stride(3)),
                       (1.0, 0.0, 0.0, 0.0), False, border or kind == CHROMA)
-        mat = torch.tensor([[spec.mat[k][p] for p in range(4)] for k in range(4)], dtype=torch.float32,
-                           device=self.device)
-        ooff = torch.tensor([spec.ooff[k] for k in range(4)], dtype=torch.float32, device=self.device)
         count = h * s * w * s
         grid = (-(-count // MIX_BLOCK), n)
         _kernels().mix_kernel[grid](planes, out, mat, ooff, count, planes.stride(0), planes.stride(1),
                                     out.stride(0), peak, P=spec.planes, OUTS=spec.outs, CLIP=clip,
                                     BLOCK=MIX_BLOCK)
         return out
+
+    def _colour(self, channels: int, peak: float, color: str, order: str):  # noqa: ANN202
+        """The colour plan for this layout, with its (4, 4) mix matrix and offsets on the device
+        (kept: a host-to-device copy per call would cost more than the mix)."""
+        key = (channels, peak, color, order)
+        if key not in self._colours:
+            spec = plan_color(channels, peak, color, order, MODEL).spec
+            mat = torch.tensor([[spec.mat[k][p] for p in range(4)] for k in range(4)], dtype=torch.float32)
+            ooff = torch.tensor([spec.ooff[k] for k in range(4)], dtype=torch.float32)
+            self._colours[key] = (spec, mat.to(self.device), ooff.to(self.device))
+        return self._colours[key]
 
     def upscale_image(self, image: np.ndarray, color: str = "ycbcr", order: str = "rgb",
                       border: bool = True) -> np.ndarray:
@@ -261,9 +285,9 @@ def self_check(backend: TritonBackend, model: nn.Module) -> bool:
 def auto_choice(model: nn.Module, device: str | torch.device | None, dtype: str | torch.dtype) -> str | None:
     """``"triton"`` for one-layer models on CUDA when Triton imports and its kernels pass
     `self_check`; None otherwise (the caller picks another backend)."""
-    if os.environ.get("EDGESR_TRITON") == "0" or not supports(model) or unavailable_reason():
+    if os.environ.get("EDGESR_TRITON") == "0" or not supports(model) or resolve_device(device).type != "cuda":
         return None
-    if resolve_device(device).type != "cuda":
+    if unavailable_reason():  # imports triton: only asked on CUDA
         return None
     try:
         backend = TritonBackend(model, device=device, dtype=dtype)
