@@ -98,7 +98,11 @@ class TrainConfig:
             eSR-MAX/TM/TR), "bicubic" (`edgesr.warm_start`, ESPCN and eSR-CNN only) or "auto"
             (bicubic where supported, else paper).
         pre_scale: shrink training images first (e.g. 0.75 against JPEG artefacts).
-        degrade: LR degradation, "matlab" (as evaluation) or "torch".
+        degrade: LR degradation of the training pairs: "matlab" (`edgesr.resize.imresize`, what the
+            shipped weights were trained with) or "torch" (antialiased bicubic). Evaluation and
+            validation default to "torch" (`edgesr.evaluate.DEFAULT_RESIZE`, the protocol that
+            reproduces the paper's table); scored on "matlab" LR instead, the shipped models lose
+            0.001-0.021 dB (README, Training).
         seed: fixes initialisation, batches and everything else.
         val_every: steps between validations and checkpoints.
         device: "cpu", "cuda" or "auto".

@@ -7,7 +7,7 @@ a whole-image run does; windows touching the image edge keep the edge, so both b
 (replicate padding, the model's own zero padding) see the same edge as the whole image.
 
 Equal in exact arithmetic is not yet equal bit for bit: PyTorch's CPU kernels round differently
-depending on where a pixel sits in the tensor. Three rules, measured on torch 2.13 (AVX-512,
+depending on where a pixel sits in the tensor. Four rules, measured on torch 2.13 (AVX-512,
 oneDNN 3.12), make every window round exactly as the whole image does:
 
 * windows start at multiples of `ALIGN` (64) pixels, so the scalar tail of each vectorised loop
@@ -18,7 +18,7 @@ oneDNN 3.12), make every window round exactly as the whole image does:
 * each window runs with one intra-op thread (windows run in parallel instead), because the split
   of a tensor between threads also moves vector tails;
 * FSRCNN is cut in full-width strips only (`needs_full_width`): oneDNN's transposed convolution
-  rounds differently for every input width (not for different heights).
+  rounds differently for every input width (not for different heights; `Family.full_width_tiles`).
 
 Tiled output is therefore bit-identical to
   a whole-image run made with ``torch.set_num_threads(1)``, and never depends on the tile size or
