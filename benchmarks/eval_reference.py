@@ -101,7 +101,7 @@ def main() -> None:
                       console=console, transient=True) as bar:
             task = bar.add_task("eval", total=len(entries) * count_images(datasets))
             result = evaluate(entries, datasets, resize=args.resize, backend=args.backend,
-                              progress=lambda n: bar.advance(task, n))
+                              progress=lambda event: bar.advance(task, event.units))
         total = time.perf_counter() - start
         table = result.table
         console.print(f"{len(entries)} models x {count_images(datasets)} images, torch threads"

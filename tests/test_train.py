@@ -105,14 +105,14 @@ def test_loss_falls(image_sets, tmp_path):
     losses = []
     config = TrainConfig("eSR-MAX_s2_K3_C2", data=[str(train_dir)], val=[str(val_dir)], steps=40,
                          batch_size=512, val_every=40, lr=1e-2, threads=1)
-    train(config, out=tmp_path, progress=lambda e: losses.append(e["loss"]) if "loss" in e else None)
+    train(config, out=tmp_path, progress=lambda e: losses.append(e.values["loss"]) if e.kind == "step" else None)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
 
 
 def stop_at(step):
     """A progress callback that interrupts training (like Ctrl-C) after optimiser step ``step``."""
     def callback(event):
-        if event.get("step") == step and "loss" in event:
+        if event.kind == "step" and event.done == step:
             raise KeyboardInterrupt
     return callback
 

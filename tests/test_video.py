@@ -105,7 +105,8 @@ def test_interrupted_video_leaves_no_output_file(clip, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        upscale_video(Upscaler("Bicubic_s2"), clip, tmp_path / "out.mp4", on_frame=interrupt)
+        upscale_video(Upscaler("Bicubic_s2"), clip, tmp_path / "out.mp4",
+                      progress=lambda event: interrupt(event.done) if event.kind == "advance" else None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no output, no temp file
 
 

@@ -437,8 +437,6 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
     import tempfile
     from fractions import Fraction
 
-    from rich.console import Console
-
     from edgesr.stages import run_stages
     from edgesr.video import FrameUpscaler, _add_video_stream, _av, _plane, upscale_video
 
@@ -457,8 +455,7 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
         template = upscaled[0]
 
         def full() -> None:
-            upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options,
-                          console=Console(quiet=True))
+            upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options)
 
         def kernel_only() -> None:
             for frame in decoded:

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgesr.errors import EdgesrError, Terminated, describe, log
+from edgesr.progress import Progress as ProgressEvent
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="edge-SR super-resolution: upscale, evaluate, train, benchmark, search.")
@@ -169,15 +170,73 @@ def upscale_command(
 
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
     weights = official_file(model, weights, official)
-    report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
-                           device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
-                           backend=backend, console=console, video_codec=codec,
-                           video_options=options or None, verbose=verbose, image_format=image_format)
+    with UpscaleView(verbose) as view:
+        report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
+                               device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels,
+                               tile=tile, backend=backend, progress=view, video_codec=codec,
+                               video_options=options or None, image_format=image_format)
+    if verbose and view.images:
+        console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in report.stage_seconds.items())
+                      + f" of work; wall {report.seconds:.2f} s", highlight=False)
     for message in report.errors:
         print_error(message)
     console.print(report.summary(), highlight=False)
     if report.errors:
         raise typer.Exit(code=1)
+
+
+class UpscaleView:
+    """`upscale_files` events on the terminal: a bar over the files, one line per file written
+    (``verbose``: with its read and write times) and a bar over each video's frames."""
+
+    def __init__(self, verbose: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.verbose, self.images = verbose, 0
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=console, transient=True)
+        self.files = self.video = None
+
+    def __enter__(self) -> UpscaleView:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.task == "video" and event.kind == "start":
+            self.video = self.bar.add_task(escape(event.item), total=event.total)
+        elif event.task == "video" and event.kind == "advance" and self.video is not None:
+            self.bar.update(self.video, advance=event.units,
+                            description=f"{escape(event.item)} {event.values['fps']:.1f} fps")
+        elif event.kind == "start":
+            self.files = self.bar.add_task("upscaling", total=event.total)
+        elif event.kind == "finished":
+            self._finished(event)
+
+    def _finished(self, event: ProgressEvent) -> None:
+        done = event.values
+        if self.video is not None and ("frames" in done or "error" in done):  # the video's bar is done
+            self.bar.remove_task(self.video)
+            self.video = None
+        if "frames" in done:  # a video
+            line = (f"{done['source']} -> {done['target']}  {done['frames']} frames {done['out_size'][0]}x"
+                    f"{done['out_size'][1]} at {done['fps']:g} fps, {done['codec']}, audio {done['audio']},"
+                    f" {done['frames'] / max(done['upscale'], 1e-9):.1f} frames/s")
+        elif "error" not in done:
+            self.images += 1
+            (w, h), (out_w, out_h) = done["in_size"], done["out_size"]
+            line = f"{done['source']} -> {done['target']}  {w}x{h} -> {out_w}x{out_h}  {done['upscale'] * 1000:.0f} ms"
+            if self.verbose:
+                line += f"  (read {done['read'] * 1000:.0f} ms, write {done['write'] * 1000:.0f} ms)"
+        else:
+            self.images += 1
+            line = None
+        if line is not None:
+            self.bar.console.print(line, highlight=False, markup=False)
+        if self.files is not None:
+            self.bar.update(self.files, advance=event.units, description=escape(event.item))
 
 
 datasets_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -210,7 +269,19 @@ def datasets_fetch_command(
     from edgesr.data import fetch, list_images
     from edgesr.data.cache import load_registry
 
-    folder = fetch(name, progress=not quiet, force=force)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+
+        def show(event: ProgressEvent) -> None:
+            if event.kind == "start":
+                bar.add_task(f"downloading {event.item}", total=event.total, completed=event.done or 0)
+            else:
+                bar.update(bar.task_ids[-1], advance=event.units)
+
+        folder = fetch(name, progress=show, force=force)
     count = len(list_images(folder))
     info = load_registry()["fetched"].get(folder.name, {})
     console.print(f"{folder.name}: {count} images in {folder}", highlight=False)
@@ -326,7 +397,7 @@ def eval_command(
         task = bar.add_task("eval", total=total)
         result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
                           save_images=save_images, lpips=lpips, backend=backend,
-                          progress=lambda n: bar.advance(task, n))
+                          progress=lambda event: bar.advance(task, event.units))
     check_finite_table(result.table)
     if output is not None:
         write_table(result.table, output)
@@ -581,11 +652,11 @@ def train_command(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(config.model_id, total=config.steps, loss=float("nan"), val="-")
 
-        def report(event: dict) -> None:
-            if "val_psnr" in event:
-                bar.update(task, val=f"{event['val_psnr']:.3f} dB")
-            else:
-                bar.update(task, completed=event["step"], loss=event["loss"])
+        def report(event: ProgressEvent) -> None:
+            if event.kind == "validated":
+                bar.update(task, val=f"{event.values['val_psnr']:.3f} dB")
+            elif event.kind == "step":
+                bar.update(task, completed=event.done, loss=event.values["loss"])
 
         result = train(config, out=out, resume=resume, progress=report)
     record = result.record

@@ -47,6 +47,7 @@ from edgesr.imaging import (
 )
 from edgesr.metrics import LumaTarget
 from edgesr.models import ModelSpec, count_parameters, load_model
+from edgesr.progress import Progress, Reporter
 from edgesr.resize import downscale, imresize
 from edgesr.weights import weight_files
 
@@ -396,7 +397,7 @@ class EvalResult:
 def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.PathLike],
              protocol: str | Protocol = "paper", resize: str = DEFAULT_RESIZE,
              per_image: bool = False, save_images: str | os.PathLike | None = None,
-             lpips: bool = False, progress: Callable[[int], None] | None = None,
+             lpips: bool = False, progress: Reporter | None = None,
              backend: str = "auto") -> EvalResult:
     """Evaluate models on benchmark sets with the given protocol.
 
@@ -414,7 +415,8 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
         save_images: folder to write each output to, as ``<id>/<set>/<image>.png`` (8-bit colour:
             model luma with bicubic-upscaled LR chroma; gray files stay gray).
         lpips: add ``lpips_<set>`` columns when LPIPS can run locally (otherwise a note says why).
-        progress: called with the number of (model, image) evaluations just done.
+        progress: `edgesr.progress` reporter: "advance" events counting (model, image)
+            evaluations (`count_images` x models in all; skipped images count as done).
         backend: "auto" (default) uses the fused
             C kernel (`edgesr.engine`) for one-layer models when it compiles and passes its
             self-check, with the same zero-padded borders (outputs equal within ~1e-6; measured
@@ -475,7 +477,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
                                 lp = _lpips_on(lpips_fn, sr_rgb, image, scale)
                         scores.setdefault((entry.id, name), []).append((index + k, image.name, *value, lp))
                         if progress is not None:
-                            progress(1)
+                            progress(Progress("eval", "advance", entry.id, units=1))
                 index += len(batch)
             _report_skipped(result, name, scale, index, skipped, progress, len(group))
     for entry, model in built:
@@ -496,12 +498,12 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
 
 
 def _report_skipped(result: EvalResult, name: str, scale: int, used: int, skipped: list[str],
-                    progress: Callable[[int], None] | None, models: int) -> None:
+                    progress: Reporter | None, models: int) -> None:
     """Record a set's skipped images once (not per scale) and say what its scores are over."""
     new = [reason for reason in skipped if reason not in result.skipped]
     result.skipped += new
     if progress is not None and skipped:
-        progress(len(skipped) * models)  # the bar counted these (model, image) pairs
+        progress(Progress("eval", "advance", name, units=len(skipped) * models))  # the bar counted these pairs
     if skipped:
         result.notes.append(f"{name} x{scale}: scores over {used} of {used + len(skipped)} images"
                             f" ({len(skipped)} skipped)")

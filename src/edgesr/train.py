@@ -27,7 +27,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from torch.nn.utils import parametrize
 from edgesr.atomic import atomic_path, write_text_atomic
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model, family_of
+from edgesr.progress import Progress, Reporter
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
 from edgesr.weights import save_weights
@@ -283,15 +284,16 @@ def output_paths(out: Path, model_id: str) -> dict[str, Path]:
 
 
 def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = False,
-          progress: Callable[[dict], None] | None = None) -> TrainResult:
+          progress: Reporter | None = None) -> TrainResult:
     """Train ``config.model_id``; write weights, best weights, a JSON sidecar and a checkpoint.
 
     Args:
         config: the run's `TrainConfig`.
         out: output folder (created).
         resume: continue from ``<out>/<id>.ckpt.pt``; the config must match the checkpoint's.
-        progress: called after every step with {"step", "loss", "lr"} and, after validations,
-            {"val_psnr"}.
+        progress: `edgesr.progress` reporter: a "step" event after every step (``done`` of
+            ``total`` steps, values loss and lr) and a "validated" one after each validation
+            (values: the scores and ``val_psnr``, their mean PSNR).
     Returns:
         a `TrainResult`; ``<id>.safetensors`` holds the last step's weights (not selected on the
         validation set), ``<id>.best.safetensors`` the best validated ones.
@@ -382,14 +384,16 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             scaler.update()
             state["step"] = step + 1
             if progress:
-                progress({"step": step + 1, "loss": loss.item(), "lr": optimiser.param_groups[0]["lr"]})
+                progress(Progress("train", "step", config.model_id, done=step + 1, total=config.steps,
+                                  values={"loss": loss.item(), "lr": optimiser.param_groups[0]["lr"]}))
             if state["step"] % config.val_every == 0 or state["step"] == config.steps:
                 with fp32:
                     last_val = _validate(model, config)
                 entry = {"step": state["step"], "loss": loss.item(), **last_val}
                 state["history"].append(entry)
                 if progress:
-                    progress({"step": state["step"], "val_psnr": _mean_psnr(last_val)})
+                    progress(Progress("train", "validated", config.model_id, done=state["step"], total=config.steps,
+                                      values={**last_val, "val_psnr": _mean_psnr(last_val)}))
                 if _mean_psnr(last_val) > state["best_psnr"]:
                     state["best_psnr"] = _mean_psnr(last_val)
                     _save_plain(model, paths["best"], config, state, last_val)

@@ -25,7 +25,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from edgesr.errors import EdgesrError
 from edgesr.search.settings import SearchSettings
-from edgesr.search.task import Outcome, Reporter, attempt_prepare, interruptible
+from edgesr.progress import Reporter
+from edgesr.search.task import Outcome, attempt_prepare, interruptible
 
 
 class LocalExecutor:

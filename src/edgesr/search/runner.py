@@ -29,7 +29,8 @@ from edgesr.errors import EdgesrError, describe
 from edgesr.search.executors import make_executor
 from edgesr.search.settings import SearchSettings, only_new_kinds, with_known_recipes
 from edgesr.search.store import ResultsStore
-from edgesr.search.task import BENCH_COLUMNS, BENCH_EXTRAS, Reporter, measure_speed
+from edgesr.progress import Progress, Reporter, ignore
+from edgesr.search.task import BENCH_COLUMNS, BENCH_EXTRAS, measure_speed
 
 
 def forget_speeds(results: ResultsStore, ids: list[str]) -> None:
@@ -97,16 +98,17 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
             on a quieter machine; a stop midway leaves them to be benched by the next run.
         work_dir: training outputs (default `default_work_dir`); with Ray on several machines
             it must be a shared folder, as must the datasets and weights.
-        report: called with progress events: {"event": "start", "total", "ids"},
-            {"event": "stage", "id", "stage", ...} and {"event": "finished", "id", "status", "row" or
-            "error"}.
+        report: `edgesr.progress` reporter: "start" (``total`` ids, ``values["ids"]``), "stage"
+            (``item`` entered ``values["stage"]``: train with ``done``/``total`` steps, eval,
+            evaluated, bench) and "finished" (``values``: ``status`` "done" with its ``row``, or
+            "failed" with its ``error``).
     Returns:
         a `SearchReport`.
     """
     started = time.perf_counter()
     work = Path(work_dir) if work_dir is not None else default_work_dir(store)
     outcome = SearchReport()
-    emit = report or (lambda event: None)
+    emit = report or ignore
     with store_lock(work), ResultsStore(store) as results:
         known = results.settings()
         identity = with_known_recipes(settings.identity(ids), known)
@@ -120,10 +122,10 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
         outcome.skipped_failed = 0 if retry_failed else sum(statuses.get(i) == "failed" for i in ids)
         pending = [i for i in ids if statuses.get(i) == "evaluated"]
         todo = [i for i in ids if statuses.get(i) is None or (retry_failed and statuses[i] == "failed")]
-        emit({"event": "start", "total": len(pending) + len(todo), "ids": pending + todo})
+        emit(Progress("search", "start", total=len(pending) + len(todo), values={"ids": pending + todo}))
 
         def finish_bench(model_id: str, row: dict, info: dict) -> None:
-            emit({"event": "stage", "id": model_id, "stage": "bench"})
+            emit(Progress("search", "stage", model_id, values={"stage": "bench"}))
             try:
                 columns, bench_info = measure_speed(model_id, settings)
             except Exception as error:  # noqa: BLE001 - recorded; the search goes on
@@ -133,7 +135,7 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
             results.put_done(model_id, {**row, **columns}, info)
             _drop_checkpoint(work, model_id)
             outcome.done.append(model_id)
-            emit({"event": "finished", "id": model_id, "status": "done", "row": {**row, **columns}})
+            emit(Progress("search", "finished", model_id, values={"status": "done", "row": {**row, **columns}}))
 
         for model_id, (row, info) in results.evaluated().items():
             if model_id in pending:
@@ -149,7 +151,7 @@ def run_search(ids: list[str], store: str | os.PathLike, settings: SearchSetting
                     finish_bench(result.id, result.row, result.info)
                 else:
                     results.put_evaluated(result.id, result.row, result.info)
-                    emit({"event": "stage", "id": result.id, "stage": "evaluated"})
+                    emit(Progress("search", "stage", result.id, values={"stage": "evaluated"}))
         for model_id, (row, info) in results.evaluated().items():
             if model_id in todo:
                 finish_bench(model_id, row, info)
@@ -161,7 +163,7 @@ def _record_failure(results: ResultsStore, outcome: SearchReport, model_id: str,
                     emit: Reporter) -> None:
     results.put_failed(model_id, error, info)
     outcome.failed[model_id] = error
-    emit({"event": "finished", "id": model_id, "status": "failed", "error": error})
+    emit(Progress("search", "finished", model_id, values={"status": "failed", "error": error}))
 
 
 def _drop_checkpoint(work: Path, model_id: str) -> None:

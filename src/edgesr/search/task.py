@@ -2,7 +2,7 @@
 
 `attempt_prepare` is what an executor (`edgesr.search.executors`) runs for each id, in this
 process, a process pool or a Ray task; `measure_speed` runs in the driver only, one model at a
-time, so that speeds compare. Progress goes to a `Reporter` as event dicts.
+time, so that speeds compare. Progress goes to an `edgesr.progress` reporter ("stage" events).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from edgesr.bench import bench
 from edgesr.errors import EdgesrError, Terminated, describe
 from edgesr.evaluate import ModelEntry, evaluate
 from edgesr.models import family_of
+from edgesr.progress import Progress, Reporter
 from edgesr.search.settings import SearchSettings
 from edgesr.train import TrainConfig, output_paths, recipe_for, train
 from edgesr.weights import weight_file
@@ -33,10 +34,6 @@ from edgesr.weights import weight_file
 BENCH_COLUMNS = ("speed", "ms", "spread_ms", "gflops", "gemm_gflops", "peak_fraction")
 #: Columns the speed measurement adds without a device suffix.
 BENCH_EXTRAS = ("macs", "speedup_vs_torch_reference")
-
-Event = dict
-Reporter = Callable[[Event], None]
-
 
 @dataclass
 class Outcome:
@@ -84,16 +81,16 @@ def obtain_weights(model_id: str, settings: SearchSettings, work_dir: Path,
     resume = paths["checkpoint"].is_file()
     first_step: list[int] = []
 
-    def progress(event: dict) -> None:
-        if "loss" in event:
+    def progress(event: Progress) -> None:
+        if event.kind == "step":
             if not first_step:
-                first_step.append(event["step"] - 1)
+                first_step.append(event.done - 1)
             if report is not None:
-                report({"event": "stage", "id": model_id, "stage": "train", "step": event["step"],
-                        "steps": config.steps})
+                report(Progress("search", "stage", model_id, done=event.done, total=config.steps,
+                                values={"stage": "train"}))
 
     if report is not None:
-        report({"event": "stage", "id": model_id, "stage": "train", "step": 0, "steps": config.steps})
+        report(Progress("search", "stage", model_id, done=0, total=config.steps, values={"stage": "train"}))
     result = train(config, out=work_dir, resume=resume, progress=progress)
     return result.weights, {"weights": str(result.weights), "trained": True, "reused": False,
                             "resumed_from_step": first_step[0] if first_step else config.steps,
@@ -109,7 +106,7 @@ def prepare(model_id: str, settings: SearchSettings, work_dir: str | os.PathLike
     weights, info = obtain_weights(model_id, settings, work_dir, report)
     trained = time.perf_counter()
     if report is not None:
-        report({"event": "stage", "id": model_id, "stage": "eval"})
+        report(Progress("search", "stage", model_id, values={"stage": "eval"}))
     result = evaluate([ModelEntry(model_id, weights)], settings.datasets, backend="auto")
     row = result.table[model_id]
     bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
