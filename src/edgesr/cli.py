@@ -794,7 +794,7 @@ def explain_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (PNG files, orientation.csv, index.html)."),
 ) -> None:
     """Show what a model learned: filters per channel and phase, spectra, directions, template maps."""
-    from edgesr.explain import explain
+    from edgesr.explain_views import explain
 
     report = explain(model, out, weights=weights, image=image)
     console.print(f"wrote {len(report.files)} files and {report.index}", highlight=False, markup=False)
