@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesr.engine.subpixel import with_subpixel_output
 from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
 
@@ -66,7 +67,8 @@ class OpenVinoBackend:
         self.threads = threads
         self.scale = int(model.spec.scale) if hasattr(model, "spec") else None
         self._core = ov.Core()
-        self._graph = ov.convert_model(io.BytesIO(onnx_bytes(model)))
+        # FSRCNN's deconvolution as conv + pixel shuffle: 2.4-3.1x faster here (engine/subpixel.py).
+        self._graph = ov.convert_model(io.BytesIO(onnx_bytes(with_subpixel_output(model))))
         self._dynamic: tuple[int, object] | None = None  # (threads, infer request) for any shape
         self._static: OrderedDict[tuple, object] = OrderedDict()  # (shape, threads) -> request
         self._seen: set[tuple] = set()
