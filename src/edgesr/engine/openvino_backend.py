@@ -2,7 +2,7 @@
 
 Same contract as every backend: (N, 1, H, W) float32 CPU tensor in 0..1 -> (N, 1, sH, sW)
 float32 CPU, the raw model output, equal to the torch forward within 1e-5 (float32). On this
-project's 2-core CPU it runs the deep families (eSR-CNN, ESPCN, FSRCNN) 2-5x faster than the
+project's 2-core CPU it runs the deep families (eSR-CNN, ESPCN, FSRCNN) 2.5-6x faster than the
 torch forward, so ``backend="auto"`` picks it for them when the ``openvino`` extra is installed
 (`auto_build`). Needs ``pip install 'edgesr[openvino]'``; importing this module does not import
 openvino.
