@@ -285,7 +285,7 @@ def test_upscale_official_uses_the_official_weights(cache, mirror, reference_dir
 def test_upscale_official_needs_a_model_id(cache, tmp_path):
     source = write_set(tmp_path / "set") / "a.png"
     result = runner.invoke(app, ["upscale", str(source), "-o", str(tmp_path / "o.png"), "--official"])
-    assert result.exit_code == 1 and "--official needs a model id" in result.output
+    assert result.exit_code == 1 and "--official needs model ids" in result.output
 
 
 def test_export_official_writes_the_official_model(cache, mirror, tmp_path):

@@ -156,7 +156,10 @@ def upscale_command(
 
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
     try:
-        weights = official_file(model, weights, official)
+        if official:
+            from edgesr.official import official_files
+
+            weights = official_files([model], weights)[0]
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
                                backend=backend, console=console, video_codec=codec,
@@ -270,19 +273,6 @@ def weights_fetch_command(
         raise typer.Exit(code=1)
 
 
-def official_file(model: Optional[str], weights: Optional[Path], official: bool) -> Optional[Path]:
-    """``--weights`` or, with ``--official``, the fetched official file of ``--model``."""
-    if not official:
-        return weights
-    if weights is not None:
-        raise EdgesrError("pass --weights FILE or --official, not both")
-    if model is None:
-        raise EdgesrError("--official needs a model id (-m ID)")
-    from edgesr.official import official_weights
-
-    return official_weights(model)
-
-
 @app.command("eval")
 def eval_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids; omit with --weights FOLDER to evaluate every id found there."),
@@ -298,7 +288,7 @@ def eval_command(
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only evaluate the models of this scale."),
     lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS columns when the lpips package and its weights are on disk."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
-    backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB); torch: the model's own forward (reference)."),
+    backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB), OpenVINO for the deep families with the openvino extra (within 1e-6 dB); torch: the model's own forward (reference)."),
 ) -> None:
     """Evaluate models on benchmark sets: PSNR/SSIM per set with the paper's column names."""
     import torch
@@ -321,7 +311,11 @@ def eval_command(
         reference = read_table(compare) if compare is not None else None
         entries = resolve_models(models or [], weights, scale)
         if official:
-            entries = official_entries(entries, weights)
+            from edgesr.evaluate import ModelEntry
+            from edgesr.official import official_files
+
+            files = official_files([e.id for e in entries], weights)
+            entries = [ModelEntry(e.id, path) for e, path in zip(entries, files)]
         total = len(entries) * count_images(names)
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err_console, transient=True) as bar:
@@ -368,17 +362,6 @@ def eval_command(
         print_error(f"{message} (skipped)")
     if result.skipped:
         raise typer.Exit(code=1)
-
-
-def official_entries(entries: list, weights: Optional[Path]) -> list:
-    """eval --official: each model with its fetched official file (ids needed, --weights refused)."""
-    from edgesr.evaluate import ModelEntry
-    from edgesr.official import official_weights_map
-
-    if weights is not None:
-        raise EdgesrError("pass --weights or --official, not both")
-    files = official_weights_map(e.id for e in entries)
-    return [ModelEntry(e.id, files[e.id]) for e in entries]
 
 
 def _cell(column: str, value: object, signed: bool = False) -> str:
@@ -435,9 +418,9 @@ def bench_command(
         ids = expand_models(models or [], scale)
         weights = None
         if official:
-            from edgesr.official import official_weights_map
+            from edgesr.official import official_files
 
-            weights = official_weights_map(ids)
+            weights = dict(zip(ids, official_files(ids)))
         rows, info = bench(ids, backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
                            pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights)
@@ -546,7 +529,11 @@ def export_command(
     try:
         if format not in ("onnx", "torchscript"):
             raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
-        module = load_model(model, official_file(model, weights, official))
+        if official:
+            from edgesr.official import official_files
+
+            weights = official_files([model], weights)[0]
+        module = load_model(model, weights)
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
             parity = export.onnx_parity if check else None
@@ -679,7 +666,10 @@ def search_command(
         if selected and bicubic:
             selected = with_bicubic(selected)
         if official and selected and not dry_run:
-            weights = official_folder(selected, weights)
+            from edgesr.official import official_dir, official_files
+
+            official_files(selected, weights)  # every file there and intact before the run starts
+            weights = official_dir()
         if dry_run:
             console.print("\n".join(selected), highlight=False)
             console.print(f"{len(selected)} ids", highlight=False)
@@ -707,16 +697,6 @@ def search_command(
         for model_id, message in report.failed.items():
             print_error(f"{model_id}: {message}" if not message.startswith(model_id) else message)
         raise typer.Exit(code=1)
-
-
-def official_folder(ids: list[str], weights: Optional[Path]) -> Path:
-    """search --official: the cache folder of official files, once every id's file checks out."""
-    from edgesr.official import official_dir, official_weights_map
-
-    if weights is not None:
-        raise EdgesrError("pass --weights FOLDER or --official, not both")
-    official_weights_map(ids)
-    return official_dir()
 
 
 @app.command("pareto")

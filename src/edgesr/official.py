@@ -121,6 +121,20 @@ def official_weights_map(model_ids: Iterable[str]) -> dict[str, Path]:
     return {i: official_weights(i) for i in ids}
 
 
+def official_files(model_ids: Iterable[str | None], weights: str | os.PathLike | None = None) -> list[Path]:
+    """What ``--official`` loads: each id's verified cached file, in order.
+
+    ``weights`` is the ``--weights`` given alongside, refused: the two name different files.
+    """
+    if weights is not None:
+        raise EdgesrError("pass --weights or --official, not both")
+    ids = [ModelSpec.parse(i).id for i in model_ids if i]
+    if not ids:
+        raise EdgesrError("--official needs model ids (-m ID, or ID ...)")
+    files = official_weights_map(ids)
+    return [files[i] for i in ids]
+
+
 @dataclass
 class FetchReport:
     """What `fetch_official` did: ids downloaded, ids already cached and intact, failures."""
@@ -171,10 +185,6 @@ def _fetch_one(entry: OfficialFile, dest: Path, base: str | None, report: FetchR
                  backoff=backoff)
     except DownloadError as error:
         report.failed[entry.model_id] = str(error)
-        return "failed"
-    if dest.stat().st_size != entry.size:  # unreachable with a matching sha256; kept as a guard
-        dest.unlink()
-        report.failed[entry.model_id] = f"{url}: size differs from the manifest"
         return "failed"
     report.fetched.append(entry.model_id)
     report.bytes_downloaded += entry.size - before
