@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesr.data import canonical_name, list_images, resolve_dataset
+from edgesr.engine.backends import make_backend
 from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import (
     luma_to_model,
@@ -44,12 +46,13 @@ from edgesr.imaging import (
     rgb_to_luma,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
+    write_image,
 )
-from edgesr.metrics import LumaTarget
+from edgesr.metrics import LumaTarget, lpips_metric
 from edgesr.models import ModelSpec, count_parameters, load_model
 from edgesr.progress import Progress, Reporter
 from edgesr.resize import downscale, imresize
-from edgesr.weights import weight_files
+from edgesr.weights import read_state_dict, weight_files
 
 
 # --- protocols ---------------------------------------------------------------------------------
@@ -150,15 +153,11 @@ CACHE_PIXELS = 32_000_000
 
 def resolve_dataset_folder(dataset: str | os.PathLike) -> tuple[str, Path]:
     """A dataset name or folder -> (column name, folder of HR images), via `edgesr.data`."""
-    from edgesr.data import canonical_name, resolve_dataset
-
     return canonical_name(dataset), Path(resolve_dataset(dataset))
 
 
 def hr_images(folder: Path) -> list[Path]:
     """The benchmark images of a folder (`edgesr.data.list_images`); an empty folder is an error."""
-    from edgesr.data import list_images
-
     files = list_images(folder)
     if not files:
         raise EdgesrError(f"{folder}: holds no images")
@@ -318,8 +317,6 @@ def resolve_models(ids: Sequence[str], weights: str | os.PathLike | None = None,
 
 
 def _id_from_file(path: Path) -> str:
-    from edgesr.weights import read_state_dict
-
     if path.suffix == ".safetensors":
         stored = read_state_dict(path)[1].get("model_id")
         if stored:
@@ -437,8 +434,6 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     result = EvalResult()
     lpips_fn = None
     if lpips:
-        from edgesr.metrics import lpips_metric
-
         lpips_fn, reason = lpips_metric()
         if lpips_fn is None:
             result.notes.append(reason)
@@ -520,8 +515,6 @@ def _runner(model: nn.Module, backend: str) -> Callable[[torch.Tensor], torch.Te
         return lambda batch: model(batch.to(device)).float().cpu()  # a model training on a GPU
     if backend not in ("auto", "fused"):
         raise EdgesrError(f"unknown backend {backend!r} for evaluation; choose torch, auto or fused")
-    from edgesr.engine.backends import make_backend
-
     return make_backend(backend, model, device="cpu", dtype="float32")
 
 
@@ -540,8 +533,6 @@ def colour_output(sr_y: np.ndarray, image: EvalImage, scale: int) -> np.ndarray:
 
 
 def _save_output(path: Path, pixels: np.ndarray) -> None:
-    from edgesr.imaging import write_image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 

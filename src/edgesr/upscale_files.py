@@ -13,11 +13,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgesr.engine import Upscaler
+from edgesr.engine.tiling import MIN_TILE
 from edgesr.errors import EdgesrError, per_file
-from edgesr.imaging import is_image_path, read_image, write_image
+from edgesr.imaging import IMAGE_SUFFIXES, MAX_PIXELS, is_image_path, read_image, write_image
+from edgesr.models import ModelSpec
 from edgesr.progress import Progress, Reporter, ignore
 from edgesr.stages import run_stages
-from edgesr.video import is_video_path
+from edgesr.video import VIDEO_SUFFIXES, is_video_path, upscale_video
+from edgesr.weights import default_model_id
 
 
 @dataclass
@@ -77,8 +81,6 @@ MAX_TILE = 16384
 
 def check_tile(tile: int | None) -> None:
     """``tile`` must be None (automatic), 0 (never) or MIN_TILE..MAX_TILE LR pixels."""
-    from edgesr.engine.tiling import MIN_TILE
-
     if tile is not None and tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
         raise EdgesrError(f"--tile {tile}: give 0 (never tile) or {MIN_TILE}..{MAX_TILE} LR pixels")
 
@@ -87,9 +89,6 @@ def check_output_name(output: Path) -> None:
     """A new output folder has no file extension: ``-o out.txt`` or ``-o out.gif`` is a file
     name in a format edgesr does not write, not a folder to create."""
     if output.suffix and not output.is_dir() and not (is_image_path(output) or is_video_path(output)):
-        from edgesr.imaging import IMAGE_SUFFIXES
-        from edgesr.video import VIDEO_SUFFIXES
-
         raise EdgesrError(f"{output}: {output.suffix} is not a format edgesr writes"
                           f" ({' '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); an output folder is"
                           " a name without an extension, or an existing folder")
@@ -98,8 +97,6 @@ def check_output_name(output: Path) -> None:
 def resolve_model_id(model: str | None, scale: int | None) -> str:
     """The id to run: ``model``, else the default for ``scale`` (2 when neither is given);
     a ``scale`` that contradicts the id's is an error rather than silently ignored."""
-    from edgesr.models import ModelSpec
-
     if model is None:
         return ModelSpec.parse(default_model(scale or 2)).id
     spec = ModelSpec.parse(model)
@@ -145,8 +142,6 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     audio, seconds) and the videos' own frame events; ``image_format`` ("png", "jpg", ...) converts the images of a folder output. ``scale``
     picks the default model; with ``model`` it must agree with the id's scale.
     """
-    from edgesr.engine import Upscaler
-    from edgesr.imaging import MAX_PIXELS
 
     started = time.perf_counter()
     model_id = resolve_model_id(model, scale)
@@ -251,8 +246,6 @@ def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchRepor
                         progress: Reporter, codec: str | None = None,
                         options: dict[str, str] | None = None) -> dict[str, object]:
     """Upscale one video into the batch's report; returns its "finished" event values."""
-    from edgesr.video import upscale_video
-
     if not (is_video_path(source) and is_video_path(target)):
         raise EdgesrError(f"{source} -> {target}: video goes to a video file name (.mp4, .mkv, ...)")
     video = upscale_video(upscaler, source, target, codec=codec, options=options, progress=progress)
@@ -265,6 +258,4 @@ def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchRepor
 
 def default_model(scale: int) -> str:
     """The model used when none is named: the shipped default for the scale, else bicubic."""
-    from edgesr.weights import default_model_id
-
     return default_model_id(scale)

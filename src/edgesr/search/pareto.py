@@ -18,6 +18,8 @@ from pathlib import Path
 
 from edgesr.errors import EdgesrError
 from edgesr.models import FAMILIES, ModelSpec
+from edgesr.results import read_table
+from edgesr.search.store import ResultsStore, is_sqlite_file
 
 Table = dict[str, dict[str, float]]
 
@@ -52,9 +54,6 @@ def pareto_front(points: Sequence[tuple[str, float, float]], x_better: str = "ma
 
 def load_results(path: str | os.PathLike) -> Table:
     """A results table from a search store (SQLite) or a ``.json``/``.csv`` in the paper's format."""
-    from edgesr.results import read_table
-    from edgesr.search.store import ResultsStore, is_sqlite_file
-
     path = Path(path)
     if not path.is_file():
         raise EdgesrError(f"{path}: no such results file")

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgesr.errors import EdgesrError
+from edgesr.results import write_table
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -208,8 +209,6 @@ class ResultsStore:
 
 def export_store(store: str | os.PathLike, path: str | os.PathLike) -> tuple[Path, int]:
     """Write a store's done rows in the paper's format (``.json`` or ``.csv``); returns (path, rows)."""
-    from edgesr.results import write_table
-
     with ResultsStore(store, readonly=True) as opened:
         table = opened.table()
     return write_table(table, path), len(table)
