@@ -38,11 +38,12 @@ def test_timing_reports_median_and_interquartile_spread():
     assert t.spread_ms == pytest.approx(2.0)
 
 
-def test_time_interleaved_runs_every_call_each_round():
+def test_time_interleaved_runs_every_call_each_round_in_a_rotating_order():
     order = []
-    time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3,
-                     warmup=0)
-    assert order == ["a", "b"] * 3
+    time_interleaved({name: (lambda n=name: order.append(n)) for name in "abc"}, repeats=4, warmup=0)
+    assert order == list("abc" "bca" "cab" "abc")
+    follows = {(order[i], order[i + 1]) for i in range(len(order) - 1)}
+    assert {("c", "a"), ("a", "b"), ("b", "c")} <= follows  # nobody always runs after the same call
 
 
 def test_time_interleaved_bursts_average_back_to_back_calls():

@@ -410,15 +410,19 @@ def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames
     except EdgesrError as error:
         raise fail(str(error)) from None
     table = Table("id", "input", "output", "frames", "fps", "fps upscale only", "fps decode+encode only",
-                  "x slowest stage", box=None)
+                  "x slowest stage", "ceiling fps", "x ceiling", "CPU ms/frame", box=None)
     for model_id, row in rows.items():
+        cpu = "/".join(f"{row[f'cpu_ms_per_frame_{name}']:.0f}" for name in ("full", "kernel", "codecs"))
         table.add_row(model_id, row["input"], row["output"], str(row["frames"]), f"{row['fps_full']:.1f}",
                       f"{row['fps_kernel']:.1f}", f"{row['fps_decode_encode']:.1f}",
-                      f"{row['ratio_vs_slowest_stage']:.2f}")
+                      f"{row['ratio_vs_slowest_stage']:.2f}", f"{row['fps_shared_cores_ceiling']:.1f}",
+                      f"{row['ratio_vs_ceiling']:.2f}", cpu)
     console.print(table)
     info = environment("cpu", next(iter(rows.values()))["threads"])
     console.print(f"{info['machine']}; {info['libraries']}; libx264 CRF 18 preset medium + AAC copy;"
                   " fps = frames / wall time of edgesr upscale clip.mp4 (decode, upscale, encode overlapped);"
+                  " decode+encode only encodes the same upscaled pictures; ceiling = 1/(1/upscale + 1/codecs),"
+                  " the rate when both stages share the cores; CPU ms/frame = full/upscale/codecs, all threads;"
                   " medians, interleaved" + (f"; rows written to {output}" if output else ""), highlight=False)
 
 
