@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesr.errors import log
+
 SOURCE = "fused.c"
 FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11")
 _REASON: list[str] = []
@@ -111,7 +113,19 @@ def _build(compiler: str, source: Path, target: Path) -> str | None:
 
 @cache
 def load() -> ctypes.CDLL | None:
-    """The compiled kernel, building it on first use; ``None`` when it cannot be had."""
+    """The compiled kernel, building it on first use; ``None`` when it cannot be had.
+
+    When it cannot be had (other than by ``EDGESR_NATIVE=0``), one warning on the ``edgesr``
+    logger says why: the CLI prints it as one line, so a slow run on a machine without a compiler
+    explains itself.
+    """
+    lib = _build_and_load()
+    if lib is None and not _REASON[-1].startswith("disabled"):
+        log.warning("fused C kernel unavailable (%s); using the torch forward instead (slower)", _REASON[-1])
+    return lib
+
+
+def _build_and_load() -> ctypes.CDLL | None:
     if os.environ.get("EDGESR_NATIVE", "1").lower() in ("0", "no", "off", "false"):
         _REASON.append("disabled by EDGESR_NATIVE=0")
         return None
