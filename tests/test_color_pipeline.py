@@ -63,7 +63,10 @@ def test_bgr_order_is_rgb_with_channels_swapped_in_and_out():
     model = create_model("eSR-TR_s2_K5_C4")
     rgb = Upscaler(model).upscale(image)
     bgr = Upscaler(model, channels="bgr").upscale(np.ascontiguousarray(image[..., ::-1]))
-    assert np.array_equal(bgr[..., ::-1], rgb)
+    # Y' sums the channels in input order, so B+G+R and R+G+B may round apart: with random
+    # weights 2 runs in 30 put one pixel on the other side of a .5 (one level).
+    difference = np.abs(bgr[..., ::-1].astype(int) - rgb.astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.999
 
 
 @needs_kernel

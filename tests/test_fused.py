@@ -24,16 +24,16 @@ def _random_model(model_id: str) -> torch.nn.Module:
     """A model with random weights, so keys/queries are far from the centre-tap initialisation."""
     model = create_model(model_id)
     if hasattr(model, "filter"):
-        torch.manual_seed(zlib.crc32(model_id.encode()))  # str hash() changes per process
+        torch.manual_seed(zlib.crc32(model_id.encode()))  # hash() of a str changes per process
         with torch.no_grad():
             model.filter.weight.normal_(0.0, 0.5)
     return model
 
 
-def _assert_matches(got: torch.Tensor, reference: torch.Tensor) -> None:
+def _assert_matches(got: torch.Tensor, reference: torch.Tensor, tolerance: float = 1e-5) -> None:
     assert got.shape == reference.shape and got.dtype == torch.float32
     scale = float(reference.abs().max()) or 1.0
-    torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5 * scale)
+    torch.testing.assert_close(got, reference, rtol=tolerance, atol=tolerance * scale)
 
 
 def test_fused_is_registered():
@@ -57,7 +57,9 @@ def test_fused_handles_values_outside_0_1_and_large_keys():
     lr = 20 * torch.randn(1, 1, 19, 33, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         reference = model(lr)
-    _assert_matches(make_backend("fused", model)(lr), reference)
+    # query * key reaches thousands here, so float32 rounding of the logits moves the softmax
+    # weights: over 200 random weight seeds the largest difference was 7.2e-5 of the range.
+    _assert_matches(make_backend("fused", model)(lr), reference, tolerance=2e-4)
 
 
 @needs_kernel

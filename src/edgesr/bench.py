@@ -7,9 +7,14 @@ INTER_CUBIC, Pillow BICUBIC, torch bicubic interpolate and the torch reference f
 same model), so a busy machine slows them alike and the ratios stay meaningful. Medians are
 reported with the interquartile spread; the machine's peak is a GEMM of the same dtype timed in
 the same process, in the same rounds as each model (``gemm_gflops_<device>``, median rate).
-On a GPU the model runs on tensors already there (fp16 by default); the engine is then the torch
-forward itself, so there is no torch-reference column, and each sample is the mean of
-`GPU_BURST` back-to-back calls.
+On a GPU the model runs on tensors already there (fp16 by default) and each sample is the mean
+of `GPU_BURST` back-to-back calls. When the engine is not the torch forward itself (the Triton
+kernels, CUDA graphs) the torch forward runs in the same rounds (``torch_reference``), and so do
+the end-to-end user call on a uint8 RGB array including both transfers (``rgb_e2e``) and a
+device-to-device copy, the practical memory bandwidth the kernel's bytes are compared with
+(``bandwidth_fraction_<device>``). ``energy=True`` adds joules per frame and average watts
+from the device's own counter (`edgesr.energy`) over a loop of the engine alone, or says why
+there is none.
 
 Rows use the shared results format: ``{id: {"speed_cpu": fps, "ms_cpu": median ms, ...}}`` (the
 suffix is the device type).
@@ -35,6 +40,7 @@ import numpy as np
 import torch
 
 from edgesr.atomic import write_text_atomic
+from edgesr.energy import EnergyCounter, measure, open_counter
 from edgesr.errors import EdgesrError
 from edgesr.models import ModelSpec, create_model
 from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
@@ -231,9 +237,27 @@ def _user_upscaler(model_id: str, backend: str, device: str, dtype: str):  # noq
     return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype)
 
 
+def _resident_call(engine, reference, lr: torch.Tensor) -> Callable[[], object]:  # noqa: ANN001
+    """The engine on a tensor already on its device, output left there: the kernel time."""
+    if getattr(engine, "name", "") == "triton":
+        return lambda: engine.forward(lr, out_dtype=lr.dtype)
+    if getattr(engine, "name", "") == "cudagraph":
+        return lambda: engine.forward(lr)
+    return lambda: reference(lr)
+
+
+def copy_call(device: str, megabytes: int = 256) -> tuple[Callable[[], object], float]:
+    """A device-to-device copy to time and the bytes it moves (read + write): the practical
+    memory bandwidth of the same run."""
+    source = torch.empty(megabytes << 20, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    return (lambda: target.copy_(source)), 2.0 * source.numel()
+
+
 def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
-          baselines: bool = True, pipeline: str = "luma") -> tuple[dict[str, dict], dict[str, object]]:
+          baselines: bool = True, pipeline: str = "luma", energy: bool = False,
+          energy_s: float = 2.0) -> tuple[dict[str, dict], dict[str, object]]:
     """Time each model with the baselines interleaved.
 
     ``pipeline="luma"`` times the engine on a uint8 luma plane (the kernel); ``"gray"``, ``"rgb"``
@@ -241,6 +265,8 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
     RGB uint16 array, next to the luma kernel (``kernel`` column) and OpenCV/Pillow resizing the
     same array. Returns (rows, info): rows keyed by model id in the shared results format, and
     info with the machine, library versions, GEMM peak and notes (skipped baselines).
+    ``energy`` adds ``joules_per_frame_<device>``, ``watts_<device>`` and ``energy_counter`` (or
+    ``energy_note``: why there is no counter), from at least ``energy_s`` s of the engine alone.
     """
     if pipeline not in PIPELINES:
         raise EdgesrError(f"unknown pipeline {pipeline!r}; choose {', '.join(PIPELINES)} (or video)")
@@ -264,6 +290,10 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
     gemm, gemm_flops = gemm_call(torch_dtype, str(dev))
     info: dict[str, object] = {**environment(str(dev), threads), "device": str(dev), "dtype": dtype,
                                "gemm_peak_gflops": peak, "notes": notes}
+    counter, no_counter = None, None
+    if energy:
+        counter, no_counter = open_counter(str(dev))
+        info["energy"] = counter.name if counter is not None else no_counter
     rows: dict[str, dict] = {}
     rng = np.random.default_rng(0)
     for model_id in models:
@@ -282,8 +312,13 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
             calls["engine"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=array: f(x)
             if dev.type == "cpu":
                 calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
-        elif dev.type == "cuda":  # the engine on a GPU is the torch forward, on resident tensors
-            calls["engine"] = lambda m=reference, x=lr: m(x)
+        elif dev.type == "cuda" or getattr(engine, "name", "") == "triton":  # on resident tensors
+            calls["engine"] = _resident_call(engine, reference, lr)
+            if getattr(engine, "name", "") not in ("torch", "onnxruntime"):
+                calls["torch_reference"] = lambda m=reference, x=lr: m(x)
+            rgb = pipeline_image("rgb", h, w, rng)
+            calls["rgb_e2e"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=rgb: f(x)
+            calls["copy"], copy_bytes = copy_call(str(dev), 256 if dev.type == "cuda" else 16)
         else:
             run = _engine_u8(engine)
             calls["engine"] = lambda r=run, x=plane: r(x)
@@ -306,11 +341,32 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
             timings = time_interleaved(calls, repeats, sync=sync, budget_s=10.0,
                                        burst=GPU_BURST if dev.type == "cuda" else 1)
         gemm_rate = gemm_flops / (timings.pop("gemm").median_ms * 1e-3) / 1e9
-        rows[spec.id] = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),
-                             getattr(engine, "name", backend), threads)
-        rows[spec.id]["pipeline"] = pipeline
+        copy = timings.pop("copy", None)
+        rows[spec.id] = row = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),
+                                   getattr(engine, "name", backend), threads)
+        row["pipeline"] = pipeline
+        if copy is not None:  # bytes the kernel must move: the LR input and the HR output
+            moved = (h * w + h * s * w * s) * torch.empty(0, dtype=torch_dtype).element_size()
+            row[f"gbs_{suffix}"] = moved / (row[f"ms_{suffix}"] * 1e-3) / 1e9
+            row[f"copy_gbs_{suffix}"] = copy_bytes / (copy.median_ms * 1e-3) / 1e9
+            row[f"bandwidth_fraction_{suffix}"] = row[f"gbs_{suffix}"] / row[f"copy_gbs_{suffix}"]
+        if energy:
+            _add_energy(row, calls["engine"], counter, no_counter, suffix, energy_s, sync)
     info["pipeline"] = pipeline
     return rows, info
+
+
+def _add_energy(row: dict[str, object], call: Callable[[], object], counter: EnergyCounter | None,
+                reason: str | None, suffix: str, seconds: float, sync: Callable[[], None] | None) -> None:
+    """Joules per frame and watts of ``call`` alone from ``counter``, or why there are none."""
+    if counter is None:
+        row["energy_note"] = reason
+        return
+    with torch.inference_mode():
+        reading = measure(call, counter, seconds, sync)
+    row[f"joules_per_frame_{suffix}"] = reading.joules_per_frame
+    row[f"watts_{suffix}"] = reading.watts
+    row["energy_counter"] = reading.counter
 
 
 def _optional_cv2(threads: int, notes: list[str]):

@@ -331,7 +331,7 @@ def _write_per_image(rows: list[dict], path: Path) -> None:
 def bench_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only bench the models of this scale."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, torch or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, triton, cudagraph, torch or onnxruntime."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine and baseline (Pillow is single-threaded)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (cpu default), float16 (cuda default) or bfloat16."),
@@ -340,6 +340,8 @@ def bench_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write rows: .json ({id: {speed_cpu, ms_cpu, ...}}) or .csv."),
     pipeline: str = typer.Option("luma", "--pipeline", help="What is timed: luma (the kernel on a uint8 plane), gray, rgb or rgb16 (Upscaler.upscale on that array), video (edgesr upscale clip.mp4, frames/s)."),
     frames: int = typer.Option(300, "--frames", help="--pipeline video: frames of the synthetic 640x480 H.264 + AAC clip."),
+    energy: bool = typer.Option(False, "--energy", help="Add joules per frame and watts from the device's energy counter (NVML on NVIDIA GPUs, RAPL on CPUs)."),
+    energy_seconds: float = typer.Option(2.0, "--energy-seconds", help="--energy: seconds of the engine alone per model."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
     from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
@@ -359,7 +361,7 @@ def bench_command(
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
         rows, info = bench(expand_models(models or [], scale), backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
-                           pipeline=pipeline)
+                           pipeline=pipeline, energy=energy, energy_s=energy_seconds)
         if output is not None:
             write_rows(rows, output)
     except EdgesrError as error:
@@ -368,8 +370,10 @@ def bench_command(
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     dev = str(info["device"]).split(":")[0]
     user_call = pipeline != "luma"
+    resident = any(f"ms_rgb_e2e_{dev}" in row for row in rows.values())
+    extra = (("rgb e2e ms", "%bw") if resident else ()) + (("J/frame", "W") if energy else ())
     table = Table("id", "backend", "ms", "±", "fps", "GMAC", "GFLOP/s", "%peak", "xOpenCV", "xPillow",
-                  *(("kernel ms", "xkernel") if user_call else ("xbicubic", "ref/it")), box=None)
+                  *(("kernel ms", "xkernel") if user_call else ("xbicubic", "ref/it")), *extra, box=None)
     for model_id, row in rows.items():
         def ratio(name: str, r: dict = row) -> str:
             value = r.get(f"ratio_vs_{name}")
@@ -380,19 +384,38 @@ def bench_command(
                  f"{row['speedup_vs_torch_reference']:.1f}" if "speedup_vs_torch_reference" in row else ""))
         table.add_row(model_id, str(row["backend"]), f"{row[f'ms_{dev}']:.2f}", f"{row[f'spread_ms_{dev}']:.2f}",
                       f"{row[f'speed_{dev}']:.1f}", f"{row['macs'] / 1e9:.3f}", f"{row[f'gflops_{dev}']:.1f}",
-                      f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"), *last)
+                      f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"), *last,
+                      *_extra_cells(row, dev, resident, energy))
     console.print(table)
+    if energy:
+        why = next((r["energy_note"] for r in rows.values() if "energy_note" in r), None)
+        console.print(f"energy: {escape(str(info.get('energy')))}" if why is None
+                      else f"energy columns empty: {escape(why)}", highlight=False)
     what = {"luma": "uint8 luma in/out", "gray": "Upscaler.upscale(gray uint8)",
             "rgb": "Upscaler.upscale(RGB uint8), OpenCV/Pillow on the same array",
             "rgb16": "Upscaler.upscale(RGB uint16), OpenCV on the same array"}[pipeline]
     console.print(f"{info['machine']}; {info['libraries']}; {info['dtype']}; GEMM peak"
                   f" {info['gemm_peak_gflops']:.0f} GFLOP/s; output {out_h}x{out_w}, "
-                  + (f"{what}; " if dev == "cpu" or user_call
-                     else f"tensors resident on the device, per frame in bursts of {GPU_BURST}; ")
+                  + (f"{what}; " if user_call or not (resident or dev == "cuda")
+                     else "tensors resident on the device"
+                     + (f", per frame in bursts of {GPU_BURST}; " if dev == "cuda" else "; "))
                   + "xNAME = time / NAME's time"
-                  + (", ref/it = torch forward time / this time" if dev == "cpu" else "")
+                  + (", ref/it = torch forward time / this time"
+                     if dev == "cpu" or any("speedup_vs_torch_reference" in r for r in rows.values()) else "")
+                  + (", rgb e2e = Upscaler.upscale(RGB uint8) with both transfers, %bw = the kernel's"
+                     " input + output bytes per second / a device copy's" if resident else "")
                   + f" (medians of {repeats}, interleaved)"
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
+
+
+def _extra_cells(row: dict, dev: str, resident: bool, energy: bool) -> list[str]:
+    """The GPU columns (end-to-end uint8 RGB call, % of copy bandwidth) and the energy columns."""
+    def cell(key: str, fmt: str, factor: float = 1.0) -> str:
+        return format(row[key] * factor, fmt) if key in row else ""
+    cells = [cell(f"ms_rgb_e2e_{dev}", ".2f"), cell(f"bandwidth_fraction_{dev}", ".0f", 100.0)] if resident else []
+    if energy:
+        cells += [cell(f"joules_per_frame_{dev}", ".3g"), cell(f"watts_{dev}", ".1f")]
+    return cells
 
 
 def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames: int, backend: str,

@@ -85,9 +85,11 @@ class FrameUpscaler:
 
     def __init__(self, upscaler) -> None:  # noqa: ANN001
         from edgesr.engine.fused import FusedBackend
+        from edgesr.engine.triton_backend import TritonBackend
 
         self.upscaler, self.scale = upscaler, upscaler.scale
-        self._fused = isinstance(upscaler.backend, FusedBackend)
+        # Both take uint8 planes in and give uint8 planes out (the Triton one on the device).
+        self._fused = isinstance(upscaler.backend, (FusedBackend, TritonBackend))
 
     def __call__(self, frame):  # noqa: ANN001, ANN204
         av = _av()

@@ -12,9 +12,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgesr.engine.cuda_graph import CudaGraphBackend
 from edgesr.engine.fused import FusedBackend, auto_backend
 from edgesr.engine.onnx_backend import OnnxRuntimeBackend
 from edgesr.engine.torch_backend import TorchBackend
+from edgesr.engine.triton_backend import TritonBackend, auto_choice
 from edgesr.errors import EdgesrError
 
 Backend = Callable[[torch.Tensor], torch.Tensor]
@@ -22,13 +24,16 @@ Backend = Callable[[torch.Tensor], torch.Tensor]
 BACKENDS: dict[str, type] = {"torch": TorchBackend}
 BACKENDS["onnxruntime"] = OnnxRuntimeBackend  # optional extra; imports onnxruntime when built
 BACKENDS["fused"] = FusedBackend  # compiled C kernel for one-layer models on CPU (engine/fused.py)
+BACKENDS["triton"] = TritonBackend  # fused Triton kernels for one-layer models on CUDA (optional extra)
+BACKENDS["cudagraph"] = CudaGraphBackend  # the torch forward replayed from CUDA graphs (opt-in, unmeasured)
 
 
 def make_backend(name: str, model: nn.Module, device: str | None = "cpu",
                  dtype: str = "float32") -> Backend:
-    """Build the backend called ``name`` for ``model``; "auto" picks `fused.auto_backend`."""
+    """Build the backend called ``name`` for ``model``; "auto" picks the Triton kernels on CUDA
+    (`triton_backend.auto_choice`), else `fused.auto_backend`."""
     if name == "auto":
-        name = auto_backend(model, device, dtype)
+        name = auto_choice(model, device, dtype) or auto_backend(model, device, dtype)
     if name not in BACKENDS:
         raise EdgesrError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
     return BACKENDS[name](model, device=device, dtype=dtype)

@@ -20,6 +20,7 @@ from edgesr.engine import native, tiling
 from edgesr.engine.backends import make_backend
 from edgesr.engine.color import MODEL, PRECOMPUTED, ColorPlan, plan_color
 from edgesr.engine.fused import FusedBackend, make_plan
+from edgesr.engine.triton_backend import TritonBackend
 from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
 from edgesr.models import ModelSpec, context_pixels, create_model
 
@@ -38,7 +39,7 @@ class Upscaler:
         border: "replicate" (edge-extended input) or "zero" (official zero padding).
         backend: inference engine name (see `edgesr.engine.backends.BACKENDS`); "auto" (the
             default) picks the fastest correct one for the model and device (the fused kernel
-            for one-layer models on CPU). Colour conversion and the bicubic chroma run in the
+            for one-layer models on CPU, the Triton kernels on CUDA when Triton is installed). Colour conversion and the bicubic chroma run in the
             native colour pipeline (`edgesr.engine.color`) around any backend when the kernel
             compiles, else in NumPy/torch.
         tile: core tile size in LR pixels for seam-free tiling (bit-identical stitching, see
@@ -187,6 +188,8 @@ class Upscaler:
             raise EdgesrError(f"expected a uint8 or uint16 image, got {getattr(image, 'dtype', type(image))}")
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise EdgesrError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {image.shape}")
+        if isinstance(self.backend, TritonBackend):  # the whole colour pipeline on the device
+            return self.backend.upscale_image(image, self.color, self.channels, self.border == "replicate")
         if not self._native:
             return self._upscale_numpy(image)
         x = image[None] if image.ndim == 3 else image[None, :, :, None]
