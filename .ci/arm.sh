@@ -23,9 +23,10 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 EDGESR_NATIVE=0 python .ci/arm/cases.py "$work/cases.bin"
+EDGESR_NATIVE=0 python .ci/arm/cases.py "$work/cases-fp16.bin" --precision fp16
 
-# target name, compiler flags, the CPU qemu emulates
-targets=("cortex-a72|-mcpu=cortex-a72|cortex-a72" "armv8.2-a+fp16|-march=armv8.2-a+fp16|max")
+# target name, compiler flags, the CPU qemu emulates, the case files (fp16: the conv in half precision)
+targets=("cortex-a72|-mcpu=cortex-a72|cortex-a72|cases" "armv8.2-a+fp16|-march=armv8.2-a+fp16|max|cases cases-fp16")
 pids=()
 for target in "${targets[@]}"; do
     IFS='|' read -r name flags _ <<<"$target"
@@ -37,13 +38,15 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 
 status=0
 for target in "${targets[@]}"; do
-    IFS='|' read -r name _ cpu <<<"$target"
-    echo "== aarch64 $name (qemu -cpu $cpu)"
-    if ! qemu-aarch64 -cpu "$cpu" "$work/driver-$name" "$work/cases.bin" > "$work/$name.log"; then
-        status=1
-        grep -v '^ok' "$work/$name.log" || true
-    else
-        tail -n 1 "$work/$name.log"
-    fi
+    IFS='|' read -r name _ cpu files <<<"$target"
+    for file in $files; do
+        echo "== aarch64 $name (qemu -cpu $cpu): $file"
+        if ! qemu-aarch64 -cpu "$cpu" "$work/driver-$name" "$work/$file.bin" > "$work/$name.log"; then
+            status=1
+            grep -v '^ok' "$work/$name.log" || true
+        else
+            tail -n 1 "$work/$name.log"
+        fi
+    done
 done
 exit $status

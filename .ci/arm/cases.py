@@ -6,6 +6,7 @@ build of csrc/fused.c is checked against the model, not against another build of
 EDGESR_NATIVE=0 so no native kernel takes part in making the expectations.
 
 Usage: EDGESR_NATIVE=0 python .ci/arm/cases.py OUT.bin [--precision fp16]
+(a reduced precision applies to the one-layer models' conv; Bicubic cases stay fp32)
 
 File format (little endian; the driver driver.c reads it): "ESRC" then a count, then per case
   name (i32 length + bytes), i32 entry (0 plane, 1 colour), n h w s border threads row_pad precision,
@@ -37,11 +38,11 @@ if os.environ.get("EDGESR_NATIVE") != "0":
 
 from edgesr.engine.color import MODEL, plan_color  # noqa: E402
 from edgesr.engine.fused import FusedPlan, make_plan  # noqa: E402
+from edgesr.engine.native import PRECISIONS  # noqa: E402
 from edgesr.engine.upscaler import Upscaler  # noqa: E402
 from edgesr.models import context_pixels, create_model  # noqa: E402
 
 TYPE_CODE = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
-PRECISION = {"fp32": 0, "fp16": 1}
 
 
 def i32(*values: int) -> bytes:
@@ -65,13 +66,20 @@ def array_bytes(array: np.ndarray, channels: int) -> bytes:
         array.dtype.newbyteorder("<")).tobytes()
 
 
-def random_model(model_id: str, seed: int) -> torch.nn.Module:
-    """A model with random filters (Bicubic keeps its fixed ones): keys far from any symmetry."""
+def random_model(model_id: str, seed: int, precision: int = 0) -> torch.nn.Module:
+    """A model with random filters (Bicubic keeps its fixed ones): keys far from any symmetry.
+
+    For reduced precision, trained-like filters instead (the centre-tap start plus small noise):
+    N(0, 0.5) filters give keys of +-50, whose softmax turns fp16's 2^-11 steps into outputs
+    many levels off, which no trained model has."""
     model = create_model(model_id)
     if hasattr(model, "filter"):
         torch.manual_seed(seed)
         with torch.no_grad():
-            model.filter.weight.normal_(0.0, 0.5)
+            if precision:
+                model.filter.weight.add_(torch.randn_like(model.filter.weight) * 0.1)
+            else:
+                model.filter.weight.normal_(0.0, 0.5)
     return model.eval()
 
 
@@ -114,8 +122,9 @@ class PlaneCase:
     luma: bool = False  # uint8 input read as studio-range luma: (x - 16) / 219
 
     def encode(self, seed: int, precision: int) -> bytes:
-        model = random_model(self.model_id, seed)
+        model = random_model(self.model_id, seed, precision)
         s = model.spec.scale
+        precision = 0 if model.spec.family == "Bicubic" else precision
         if self.in_type is np.float32:
             x = np.random.default_rng(seed).random((self.n, self.h, self.w), np.float32)
             affine = (1.0, 0.0)
@@ -125,7 +134,7 @@ class PlaneCase:
             affine = (1 / 219, -16 / 219) if self.luma else (1 / peak, 0.0)
         a, b = np.float32(affine[0]), np.float32(affine[1])
         o = reference_plane(model, x.astype(np.float32) * a + b, self.border)
-        relative = 2e-2 if precision else 1e-5  # fp16: a few 2^-11 steps of the largest response
+        relative = 4e-3 if precision else 1e-5  # fp16: a few 2^-11 steps of the largest response
         if self.out_type is np.float32:
             omap = (1.0, 0.0, 0.0, 0.0)
             expected = o.astype(np.float32)
@@ -158,8 +167,9 @@ class ColorCase:
     threads: int = 1
 
     def encode(self, seed: int, precision: int) -> bytes:
-        model = random_model(self.model_id, seed)
+        model = random_model(self.model_id, seed, precision)
         s = model.spec.scale
+        precision = 0 if model.spec.family == "Bicubic" else precision
         image = smooth_image((1, self.h, self.w, self.channels), self.dtype, seed)[0]
         upscaler = Upscaler(model, color=self.color, border=self.border, channels=self.order, backend="torch")
         expected = upscaler.upscale(image)  # EDGESR_NATIVE=0: NumPy colour maths, torch forward
@@ -169,7 +179,7 @@ class ColorCase:
         color = (i32(spec.planes, spec.outs, *spec.kind) + f32([v for row in spec.coef for v in row])
                  + f32(list(spec.offset)) + f32([v for row in spec.mat for v in row])
                  + f32(list(spec.ooff)) + f32([spec.peak]))
-        tolerance, mismatches = (1.0, 0.02) if not precision else (0.02 * peak, 1.0)
+        tolerance, mismatches = (1.0, 0.02) if not precision else (4e-3 * peak + 1, 1.0)
         name = (f"colour {self.model_id} {self.h}x{self.w}x{self.channels} {np.dtype(self.dtype).name}"
                 f" {self.color} {self.order} border={self.border} threads={self.threads}")
         return (i32(len(name)) + name.encode() + i32(1, 1, self.h, self.w, s, int(self.border == "replicate"),
@@ -207,10 +217,10 @@ def cases() -> Iterator[PlaneCase | ColorCase]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
-    parser.add_argument("--precision", choices=sorted(PRECISION), default="fp32")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    blobs = [case.encode(seed, PRECISION[args.precision]) for seed, case in enumerate(cases())]
+    blobs = [case.encode(seed, PRECISIONS[args.precision]) for seed, case in enumerate(cases())]
     with open(args.out, "wb") as handle:
         handle.write(b"ESRC" + i32(len(blobs)) + b"".join(blobs))
     print(f"{args.out}: {len(blobs)} cases ({args.precision})")

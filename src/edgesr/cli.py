@@ -141,6 +141,7 @@ def upscale_command(
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused or onnxruntime."),
+    precision: str = typer.Option("fp32", "--precision", help="Conv arithmetic of eSR-MAX/TM/TR in the fused kernel: fp32, or opt-in bf16/int8 (x86 AVX512-BF16/VNNI), fp16 (ARMv8.2-A); README: what each costs."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Video encoder preset (x264/x265; default medium), e.g. veryfast."),
@@ -154,7 +155,7 @@ def upscale_command(
     try:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
-                               backend=backend, console=console, video_codec=codec,
+                               backend=backend, precision=precision, console=console, video_codec=codec,
                                video_options=options or None, verbose=verbose, image_format=image_format)
     except EdgesrError as error:
         raise fail(str(error)) from None
@@ -240,6 +241,7 @@ def eval_command(
     lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS columns when the lpips package and its weights are on disk."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB); torch: the model's own forward (reference)."),
+    precision: str = typer.Option("fp32", "--precision", help="The fused kernel's conv precision for one-layer models: fp32, bf16, int8 or fp16 (what each costs in PSNR)."),
 ) -> None:
     """Evaluate models on benchmark sets: PSNR/SSIM per set with the paper's column names."""
     import torch
@@ -266,7 +268,7 @@ def eval_command(
                       console=err_console, transient=True) as bar:
             task = bar.add_task("eval", total=total)
             result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
-                              save_images=save_images, lpips=lpips, backend=backend,
+                              save_images=save_images, lpips=lpips, backend=backend, precision=precision,
                               progress=lambda n: bar.advance(task, n))
         check_finite_table(result.table)
         if output is not None:
@@ -342,6 +344,7 @@ def bench_command(
     frames: int = typer.Option(300, "--frames", help="--pipeline video: frames of the synthetic 640x480 H.264 + AAC clip."),
     energy: bool = typer.Option(False, "--energy", help="Add joules per frame and watts from the device's energy counter (NVML on NVIDIA GPUs, RAPL on CPUs)."),
     energy_seconds: float = typer.Option(2.0, "--energy-seconds", help="--energy: seconds of the engine alone per model."),
+    precision: str = typer.Option("", "--precision", help="Also time the fused kernel at these reduced precisions in the same rounds, e.g. bf16,int8 (speed-up vs fp32 printed per model)."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
     from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
@@ -361,7 +364,8 @@ def bench_command(
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
         rows, info = bench(expand_models(models or [], scale), backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
-                           pipeline=pipeline, energy=energy, energy_s=energy_seconds)
+                           pipeline=pipeline, energy=energy, energy_s=energy_seconds,
+                           precisions=[p.strip() for p in precision.split(",") if p.strip()])
         if output is not None:
             write_rows(rows, output)
     except EdgesrError as error:
@@ -387,6 +391,11 @@ def bench_command(
                       f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"), *last,
                       *_extra_cells(row, dev, resident, energy))
     console.print(table)
+    for model_id, row in rows.items():
+        for key in (k for k in row if k.startswith("speedup_") and k != "speedup_vs_torch_reference"):
+            name = key.removeprefix("speedup_")
+            console.print(f"{model_id} {name}: {row[f'ms_engine_{name}_{dev}']:.2f} ms, {row[key]:.2f}x fp32",
+                          highlight=False)
     if energy:
         why = next((r["energy_note"] for r in rows.values() if "energy_note" in r), None)
         console.print(f"energy: {escape(str(info.get('energy')))}" if why is None

@@ -137,7 +137,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                   console: Console | None = None, tile: int | None = None,
                   backend: str = "auto", video_codec: str | None = None,
                   video_options: dict[str, str] | None = None, verbose: bool = False,
-                  image_format: str | None = None) -> BatchReport:
+                  image_format: str | None = None, precision: str = "fp32") -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
@@ -159,7 +159,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
         raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
                           f" (shipped: {', '.join(sorted(shipped_manifest()['models'])) or 'none'})")
     upscaler = Upscaler(model_id, weights=str(weights) if weights else None, pretrained=pretrained, device=device,
-                        dtype=dtype, color=color, tile=tile, backend=backend)
+                        dtype=dtype, color=color, tile=tile, backend=backend, precision=precision)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     suffix = None
