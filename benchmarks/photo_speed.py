@@ -1,12 +1,13 @@
 """`Upscaler(id).upscale(photo)` on real RGB photos next to OpenCV's bicubic on the same array.
 
     python benchmarks/photo_speed.py PHOTO [PHOTO ...] [--threads 2] [--repeats 21]
-        [--models eSR-MAX_s2_K3_C2,Bicubic_s2,eSR-TM_s2_K7_C16]
+        [--burst 4] [--models eSR-MAX_s2_K3_C2,Bicubic_s2,eSR-TM_s2_K7_C16]
 
 Each photo is read once; every model's call and `cv2.resize(rgb, (2W, 2H), INTER_CUBIC)` run
-interleaved round by round (`edgesr.bench.time_interleaved`), medians printed with the ratio to
-OpenCV. Unlike `edgesr bench --pipeline rgb`, no GEMM runs between the calls, so caches stay as
-a user's loop would leave them.
+interleaved round by round (`edgesr.bench.time_interleaved`, which rotates the order), each
+sample the mean of ``--burst`` back-to-back calls as a user's loop over photos makes them (the
+first call after another library pays for its threads still spinning), medians printed with the
+ratio to OpenCV. Unlike `edgesr bench --pipeline rgb`, no GEMM runs between the calls.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("photos", nargs="+")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--burst", type=int, default=4, help="back-to-back calls per sample")
     parser.add_argument("--models", default="eSR-MAX_s2_K3_C2,Bicubic_s2,eSR-TM_s2_K7_C16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -41,7 +43,7 @@ def main() -> None:
         calls = {f"opencv x{s}": (lambda s=s: cv2.resize(rgb, (s * w, s * h), interpolation=cv2.INTER_CUBIC))
                  for s in scales}
         calls.update({m: (lambda u=u: u.upscale(rgb)) for m, u in upscalers.items()})
-        timings = time_interleaved(calls, args.repeats)
+        timings = time_interleaved(calls, args.repeats, burst=args.burst)
         cells = []
         for name, up in upscalers.items():
             ms, base = timings[name].median_ms, timings[f"opencv x{up.scale}"].median_ms

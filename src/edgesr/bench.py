@@ -32,7 +32,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,12 +227,16 @@ def pipeline_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> n
     return rng.integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def _user_upscaler(model_id: str, backend: str, device: str, dtype: str, precision: str = "fp32"):  # noqa: ANN202
-    """``Upscaler(id, pretrained=...)`` as a user builds it (shipped weights when there are some:
-    the speed does not depend on the values)."""
+def _user_upscaler(model_id: str, backend: str, device: str, dtype: str,
+                   weights: str | os.PathLike | None = None, precision: str = "fp32"):  # noqa: ANN202
+    """``Upscaler(id, pretrained=...)`` as a user builds it (``weights``, else shipped weights when
+    there are some: the speed does not depend on the values)."""
     from edgesr.engine import Upscaler
     from edgesr.weights import shipped_manifest
 
+    if weights is not None:
+        return Upscaler(model_id, weights=str(weights), backend=backend, device=device, dtype=dtype,
+                        precision=precision)
     shipped = model_id in shipped_manifest()["models"]
     return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype, precision=precision)
 
@@ -256,14 +260,17 @@ def copy_call(device: str, megabytes: int = 256) -> tuple[Callable[[], object], 
 
 def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
-          baselines: bool = True, pipeline: str = "luma", energy: bool = False,
-          energy_s: float = 2.0, precisions: Sequence[str] = ()) -> tuple[dict[str, dict], dict[str, object]]:
+          baselines: bool = True, pipeline: str = "luma", energy: bool = False, energy_s: float = 2.0,
+          weights: Mapping[str, str | os.PathLike] | None = None,
+          precisions: Sequence[str] = ()) -> tuple[dict[str, dict], dict[str, object]]:
     """Time each model with the baselines interleaved.
 
     ``pipeline="luma"`` times the engine on a uint8 luma plane (the kernel); ``"gray"``, ``"rgb"``
     and ``"rgb16"`` time the user's call, ``Upscaler(id).upscale(array)`` on a gray, RGB uint8 or
     RGB uint16 array, next to the luma kernel (``kernel`` column) and OpenCV/Pillow resizing the
-    same array. Returns (rows, info): rows keyed by model id in the shared results format, and
+    same array. ``weights`` maps ids to weight files to load (e.g. the official ones); the others
+    run freshly initialised weights (speed does not depend on the values). Returns (rows, info):
+    rows keyed by model id in the shared results format, and
     info with the machine, library versions, GEMM peak and notes (skipped baselines).
     ``energy`` adds ``joules_per_frame_<device>``, ``watts_<device>`` and ``energy_counter`` (or
     ``energy_note``: why there is no counter), from at least ``energy_s`` s of the engine alone.
@@ -305,14 +312,16 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
         out_h, out_w = size
         h, w = math.ceil(out_h / s), math.ceil(out_w / s)
         plane = rng.integers(0, 256, (h, w), dtype=np.uint8)
-        model = create_model(spec)
+        weight_file = (weights or {}).get(spec.id)
+        model = create_model(spec, weights=weight_file)
         engine = make_backend(backend, model, device=str(dev), dtype=dtype)
         reference = model.to(device=dev, dtype=torch_dtype).eval()
         lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
         calls: dict[str, Callable[[], object]] = {}
         if pipeline != "luma":
             array = pipeline_image(pipeline, h, w, rng)
-            calls["engine"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=array: f(x)
+            user = _user_upscaler(spec.id, backend, str(dev), dtype, weight_file)
+            calls["engine"] = lambda f=user.upscale, x=array: f(x)
             if dev.type == "cpu":
                 calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
         elif dev.type == "cuda" or getattr(engine, "name", "") == "triton":  # on resident tensors
@@ -331,8 +340,8 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
                 variant = make_backend(backend, model, device=str(dev), dtype=dtype, precision=precision)
                 calls[f"engine_{precision}"] = lambda r=_engine_u8(variant), x=plane: r(x)
             else:
-                calls[f"engine_{precision}"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype,
-                                                                       precision).upscale, x=array: f(x)
+                calls[f"engine_{precision}"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype, weight_file,
+                                                                       precision=precision).upscale, x=array: f(x)
         calls["gemm"] = gemm
         if baselines:
             from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device

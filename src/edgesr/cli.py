@@ -84,6 +84,9 @@ def check_finite_table(table: dict[str, dict[str, float]]) -> None:
                               " infinite); no result reported")
 
 
+OFFICIAL_HELP = "Use the paper's official weights of the id, fetched with `edgesr weights fetch official ID` (GPL-3)."
+
+
 @app.command("models")
 def models_command(
     family: Optional[str] = typer.Option(None, "--family", "-f", help="eSR-MAX, eSR-TM, eSR-TR, eSR-CNN, ESPCN, FSRCNN or Bicubic."),
@@ -135,12 +138,13 @@ def upscale_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model id, e.g. eSR-TM_s2_K7_C16."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor when --model is not given (default 2); with --model it must match the id."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
+    official: bool = typer.Option(False, "--official", help=OFFICIAL_HELP),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 (cuda) or bfloat16."),
     color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
-    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused, openvino or onnxruntime."),
     precision: str = typer.Option("fp32", "--precision", help="Conv arithmetic of eSR-MAX/TM/TR in the fused kernel: fp32, or opt-in bf16/int8 (x86 AVX512-BF16/VNNI), fp16 (ARMv8.2-A); README: what each costs."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
@@ -153,6 +157,10 @@ def upscale_command(
 
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
     try:
+        if official:
+            from edgesr.official import official_files
+
+            weights = official_files([model], weights)[0]
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
                                backend=backend, precision=precision, console=console, video_codec=codec,
@@ -186,7 +194,7 @@ def datasets_list_command() -> None:
         table.add_row(row.name, row.role, f"[{color}]{row.status}[/{color}]",
                       "" if row.images is None else str(row.images), str(row.path or ""))
     console.print(table)
-    console.print(f"cache: {cache_dir()} (set EDGESR_DATA to move it)", highlight=False)
+    console.print(f"cache: {cache_dir()} (set EDGESR_DATA or EDGESR_CACHE to move it)", highlight=False)
 
 
 @datasets_app.command("fetch")
@@ -226,11 +234,52 @@ def datasets_add_command(
     console.print(f"{canonical_name(name)}: registered {path} ({len(list_images(path))} images)", highlight=False)
 
 
+weights_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                          help="Weight files: fetch the paper's official ones into the cache.")
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("fetch")
+def weights_fetch_command(
+    source: str = typer.Argument(..., help="official: the paper's 1185 files (GPL-3) from its repository."),
+    ids: Optional[list[str]] = typer.Argument(None, help="Model ids, e.g. FSRCNN_s2_D56_S12_M4."),
+    fetch_all: bool = typer.Option(False, "--all", help="All 1185 official files (about 30 MB)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Mirror with the official layout <base>/model-files/<id>.model (also EDGESR_OFFICIAL_URL)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download official weight files into the cache, verified against their sha256 (resumes interrupted downloads)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from edgesr.official import LICENSE_NOTE, fetch_official, file_url, official_dir
+
+    try:
+        if source != "official":
+            raise EdgesrError(f"unknown weights source {source!r}; choose official")
+        if bool(ids) == fetch_all:
+            raise EdgesrError("name the model ids to fetch, or pass --all (not both)")
+        err_console.print(f"[yellow]license:[/yellow] {escape(LICENSE_NOTE)}", highlight=False, soft_wrap=True)
+        with Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                      console=err_console, transient=True, disable=quiet) as bar:
+            task = bar.add_task("", total=1185 if fetch_all else len(ids or []))
+            report = fetch_official(None if fetch_all else ids, base=base_url,
+                                    on_file=lambda i, status: bar.update(task, advance=1, description=i))
+    except EdgesrError as error:
+        raise fail(str(error)) from None
+    for message in report.failed.values():
+        print_error(message)
+    console.print(f"{len(report.fetched)} fetched ({report.bytes_downloaded} bytes), {len(report.cached)} already"
+                  f" cached, {len(report.failed)} failed; from {file_url('<id>', base_url)} into {official_dir()}",
+                  highlight=False, markup=False)
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
 @app.command("eval")
 def eval_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids; omit with --weights FOLDER to evaluate every id found there."),
     datasets: str = typer.Option("Set5,Set14", "--datasets", "-d", help="Comma-separated dataset names or folders of HR images."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weight file (one model) or folder of <id>.model / <id>.safetensors."),
+    official: bool = typer.Option(False, "--official", help="Evaluate the paper's official weights of the ids, fetched with `edgesr weights fetch official IDS` (GPL-3)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the table: .json ({id: {column: value}}) or .csv."),
     compare: Optional[Path] = typer.Option(None, "--compare", help="Reference table (.json/.csv) to print differences against."),
     per_image: bool = typer.Option(False, "--per-image", help="Also print (and with --output, write <name>.per_image.csv) per-image results."),
@@ -240,7 +289,7 @@ def eval_command(
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only evaluate the models of this scale."),
     lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS columns when the lpips package and its weights are on disk."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
-    backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB); torch: the model's own forward (reference)."),
+    backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB), OpenVINO for the deep families with the openvino extra (within 1e-6 dB); torch: the model's own forward (reference)."),
     precision: str = typer.Option("fp32", "--precision", help="The fused kernel's conv precision for one-layer models: fp32, bf16, int8 or fp16 (what each costs in PSNR)."),
 ) -> None:
     """Evaluate models on benchmark sets: PSNR/SSIM per set with the paper's column names."""
@@ -263,6 +312,12 @@ def eval_command(
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
         reference = read_table(compare) if compare is not None else None
         entries = resolve_models(models or [], weights, scale)
+        if official:
+            from edgesr.evaluate import ModelEntry
+            from edgesr.official import official_files
+
+            files = official_files([e.id for e in entries], weights)
+            entries = [ModelEntry(e.id, path) for e, path in zip(entries, files)]
         total = len(entries) * count_images(names)
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err_console, transient=True) as bar:
@@ -333,7 +388,8 @@ def _write_per_image(rows: list[dict], path: Path) -> None:
 def bench_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only bench the models of this scale."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, triton, cudagraph, torch or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto, fused, openvino, triton, cudagraph, torch or onnxruntime."),
+    official: bool = typer.Option(False, "--official", help="Run the paper's official weights of the ids, fetched with `edgesr weights fetch official IDS` (GPL-3)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for every engine and baseline (Pillow is single-threaded)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (cpu default), float16 (cuda default) or bfloat16."),
@@ -362,9 +418,15 @@ def bench_command(
     try:
         if output is not None and output.suffix.lower() not in (".json", ".csv"):
             raise EdgesrError(f"{output}: results go to a .json or .csv file")
-        rows, info = bench(expand_models(models or [], scale), backend=backend, device=check_device(device),
+        ids = expand_models(models or [], scale)
+        weights = None
+        if official:
+            from edgesr.official import official_files
+
+            weights = dict(zip(ids, official_files(ids)))
+        rows, info = bench(ids, backend=backend, device=check_device(device),
                            threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
-                           pipeline=pipeline, energy=energy, energy_s=energy_seconds,
+                           pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights,
                            precisions=[p.strip() for p in precision.split(",") if p.strip()])
         if output is not None:
             write_rows(rows, output)
@@ -464,6 +526,7 @@ def export_command(
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.onnx or .pt)."),
     format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
+    official: bool = typer.Option(False, "--official", help=OFFICIAL_HELP),
     fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
     color: bool = typer.Option(False, "--color", help="RGB uint8 (N, H, W, 3) in and out, Upscaler's colour handling inside."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with the torch reference on random inputs."),
@@ -475,6 +538,10 @@ def export_command(
     try:
         if format not in ("onnx", "torchscript"):
             raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
+        if official:
+            from edgesr.official import official_files
+
+            weights = official_files([model], weights)[0]
         module = load_model(model, weights)
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
@@ -567,6 +634,7 @@ def search_command(
     train_data: str = typer.Option("T91,General100", "--train-data", help="Training sets (names or folders)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Override the recipe's training steps (quick runs)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Folder of <id>.safetensors/<id>.model to evaluate instead of training."),
+    official: bool = typer.Option(False, "--official", help="Evaluate the paper's official weights instead of training (fetch them first: `edgesr weights fetch official --all`)."),
     bench_size: str = typer.Option("1080x1920", "--bench-size", help="Output size HxW of the speed measurement."),
     bench_repeats: int = typer.Option(5, "--bench-repeats", help="Timed runs per model (median)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (training and speed)."),
@@ -606,6 +674,11 @@ def search_command(
                               " --ids FILE or ids")
         if selected and bicubic:
             selected = with_bicubic(selected)
+        if official and selected and not dry_run:
+            from edgesr.official import official_dir, official_files
+
+            official_files(selected, weights)  # every file there and intact before the run starts
+            weights = official_dir()
         if dry_run:
             console.print("\n".join(selected), highlight=False)
             console.print(f"{len(selected)} ids", highlight=False)

@@ -1,10 +1,12 @@
 """Where datasets live on disk, and the registry of user-added folders and fetched archives.
 
-Layout under `cache_dir()` (``$EDGESR_DATA``, else the platform's user cache dir + ``edgesr``)::
+Layout under `cache_dir()` (``$EDGESR_DATA``, else ``$EDGESR_CACHE``, else the platform's user
+cache dir + ``edgesr``)::
 
     datasets/<Name>/       HR images of a fetched catalog dataset (only those, flat)
     downloads/<archive>    archives while (or, when shared by unfetched sets, after) fetching;
                            ``<archive>.part`` is an interrupted download, resumed on the next fetch
+    official/<id>.model    official weight files fetched on request (`edgesr.official`)
     registry.json          {"registered": {name: {"path": ...}}, "fetched": {name: {...}}}
 """
 
@@ -20,6 +22,8 @@ from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
 
 ENV_VAR = "EDGESR_DATA"
+#: edgesr's cache root, also where compiled kernels go (`engine.native`); EDGESR_DATA wins.
+CACHE_ENV_VAR = "EDGESR_CACHE"
 
 
 def user_cache_dir() -> Path:
@@ -34,8 +38,9 @@ def user_cache_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """edgesr's data folder: ``$EDGESR_DATA`` when set, else ``<user cache dir>/edgesr``."""
-    env = os.environ.get(ENV_VAR)
+    """edgesr's data folder: ``$EDGESR_DATA`` when set, else ``$EDGESR_CACHE``, else
+    ``<user cache dir>/edgesr`` (the kernels' default too, so one folder holds edgesr's cache)."""
+    env = os.environ.get(ENV_VAR) or os.environ.get(CACHE_ENV_VAR)
     return Path(env).expanduser() if env else user_cache_dir() / "edgesr"
 
 

@@ -39,7 +39,9 @@ class Upscaler:
         border: "replicate" (edge-extended input) or "zero" (official zero padding).
         backend: inference engine name (see `edgesr.engine.backends.BACKENDS`); "auto" (the
             default) picks the fastest correct one for the model and device (the fused kernel
-            for one-layer models on CPU, the Triton kernels on CUDA when Triton is installed). Colour conversion and the bicubic chroma run in the
+            for one-layer models on CPU, OpenVINO for eSR-CNN/ESPCN/FSRCNN on CPU when the
+            ``openvino`` extra is installed, the Triton kernels on CUDA when Triton is
+            installed). Colour conversion and the bicubic chroma run in the
             native colour pipeline (`edgesr.engine.color`) around any backend when the kernel
             compiles, else in NumPy/torch.
         precision: "fp32" (default), or "bf16", "int8" (x86 with AVX512-BF16 / VNNI) or "fp16"
