@@ -1,7 +1,9 @@
 /* ARM test driver for the fused kernel: runs every case of a file written by cases.py through
  * edgesr_plane / edgesr_color and compares with the outputs the host's torch forward expects.
  * Built with the kernel in one translation unit (it includes fused.c), cross-compiled and run
- * under qemu-aarch64 by .ci/arm.sh. Exit status 0 when every case is within its tolerance. */
+ * under qemu-aarch64 by .ci/arm.sh. Exit status 0 when every case is within its tolerance.
+ * With a second argument, every case's output is also appended to that file (raw, rows packed):
+ * benchmarks/fp16_qemu_eval.py scores the fp16 kernel that way. */
 #include <stdio.h>
 #include "../../src/edgesr/engine/csrc/fused.c"
 
@@ -65,8 +67,9 @@ static double element(const buf_t *b, size_t i) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2 || !(in_file = fopen(argv[1], "rb"))) {
-    fprintf(stderr, "usage: driver CASES.bin\n");
+  FILE *dump = NULL;
+  if (argc < 2 || argc > 3 || !(in_file = fopen(argv[1], "rb")) || (argc == 3 && !(dump = fopen(argv[2], "wb")))) {
+    fprintf(stderr, "usage: driver CASES.bin [OUTPUTS.bin]\n");
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -130,6 +133,8 @@ int main(int argc, char **argv) {
         if (d != 0.0) differ++;
         if (d > worst || d != d) worst = d;
       }
+    for (size_t r = 0; dump && r < (size_t)n * h * s; r++)
+      fwrite((const char *)out.ptr + type_size(out.type) * r * out.row, type_size(out.type), row, dump);
     const double total = (double)n * h * s * row, frac = differ / total;
     const int ok = code == 0 && bad == 0 && frac <= tol[1];
     failures += !ok;
@@ -140,6 +145,7 @@ int main(int argc, char **argv) {
     free_filter(&model);
     if (entry == 1) free_filter(&chroma);
   }
+  if (dump) fclose(dump);
   printf("%d of %d cases passed\n", count - failures, count);
   return failures ? 1 : 0;
 }

@@ -524,7 +524,8 @@ def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames
 def export_command(
     model: str = typer.Argument(..., help="Model id, e.g. eSR-TM_s2_K7_C16."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.onnx or .pt)."),
-    format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx, torchscript, ncnn (-o NAME: NAME.param + NAME.bin), coreml (NAME.mlpackage) or tflite (LiteRT, fixed --size); the last three need the edgesr[ncnn|coreml|tflite] extras."),
+    size: str = typer.Option("540x960", "--size", help="--format tflite: the input size HxW (LiteRT files have one)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
     official: bool = typer.Option(False, "--official", help=OFFICIAL_HELP),
     fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
@@ -536,13 +537,18 @@ def export_command(
     from edgesr.models import load_model
 
     try:
-        if format not in ("onnx", "torchscript"):
-            raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
+        if format not in ("onnx", "torchscript", "ncnn", "coreml", "tflite"):
+            raise EdgesrError(f"unknown export format {format!r}; choose onnx, torchscript, ncnn, coreml or tflite")
+        if format in ("ncnn", "coreml", "tflite") and (fp16 or color):
+            raise EdgesrError(f"--format {format} writes the float32 luma graph; --fp16 and --color are for onnx/torchscript")
         if official:
             from edgesr.official import official_files
 
             weights = official_files([model], weights)[0]
         module = load_model(model, weights)
+        if format in ("ncnn", "coreml", "tflite"):
+            console.print(_export_mobile(module, output, format, check, size), highlight=False, markup=False)
+            return
         if format == "onnx":
             path = export.export_onnx(module, output, fp16=fp16, color=color)
             parity = export.onnx_parity if check else None
@@ -557,6 +563,36 @@ def export_command(
     except EdgesrError as error:
         raise fail(str(error)) from None
     console.print(message, highlight=False, markup=False)
+
+
+def _export_mobile(module, output: Path, format: str, check: bool, size: str) -> str:  # noqa: ANN001
+    """ncnn, Core ML or LiteRT export and its check; the line to print."""
+    from edgesr import export_mobile
+
+    if format == "tflite":
+        try:
+            h, w = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise EdgesrError(f"--size {size!r}: expected HxW, e.g. 540x960") from None
+        path = export_mobile.export_tflite(module, output, (h, w))
+        message = f"wrote {path} (LiteRT, float32, luma graph (1, 1, {h}, {w}))"
+        if check:
+            error = export_mobile.tflite_parity(module, path)
+            message += f"; max |difference| vs torch reference {error:.3g} (ai-edge-litert)"
+        return message
+
+    if format == "ncnn":
+        param, weights = export_mobile.export_ncnn(module, output)
+        message = f"wrote {param} and {weights} (ncnn, luma graph in0 -> out0)"
+        if check:
+            error = export_mobile.ncnn_parity(module, param, weights)
+            message += f"; max |difference| vs torch reference {error:.3g} (ncnn runtime)"
+        return message
+    path = export_mobile.export_coreml(module, output)
+    message = f"wrote {path} (Core ML ML program, float32, luma graph lr -> hr)"
+    if check:
+        message += f"; {export_mobile.coreml_check(module, path)}"
+    return message
 
 
 @app.command("train")
