@@ -7,7 +7,9 @@ issue-18 speed and energy table. Run without TRITON_INTERPRET (the kernels must 
    one-layer family at scales 2..4, fp32 against the torch forward on the GPU with TF32 off
    (<= 1e-5), fp16/bf16 within 2e-3/2e-2 of the range, uint8 RGB against the CPU pipeline
    (<= 1 level); CUDA graphs against eager for a deep model.
-2. ``edgesr bench`` on Full-HD x2 output, fp16, batch 1, with --energy, for the issue's models
+2. The kernel time of the speed models for a few tile sizes (set the best with
+   EDGESR_TRITON_TILE, or make it the default in triton_backend.TILE).
+3. ``edgesr bench`` on Full-HD x2 output, fp16, batch 1, with --energy, for the issue's models
    (triton), and the deep families with cudagraph and torch; rows go to --out.
 """
 
@@ -68,6 +70,25 @@ def check_kernels() -> list[str]:
     return failures
 
 
+def sweep_tiles(tiles: list[str], out: Path) -> dict[str, dict[str, float]]:
+    """Kernel ms (fp16, resident, Full-HD x2 output) of the speed models for each tile setting."""
+    from triton.testing import do_bench
+
+    from edgesr.engine.triton_backend import tile_setting
+
+    results: dict[str, dict[str, float]] = {}
+    for name in ("eSR-TM_s2_K7_C16", "eSR-MAX_s2_K3_C2", "Bicubic_s2"):
+        backend = make_backend("triton", create_model(name).eval(), device="cuda", dtype="float16")
+        lr = torch.rand(1, 1, 540, 960, device="cuda", dtype=torch.float16)
+        for tile in tiles:
+            backend.tile, backend.warps = tile_setting(tile)
+            ms = do_bench(lambda b=backend: b.forward(lr, out_dtype=torch.float16), warmup=50, rep=200)
+            results.setdefault(name, {})[tile] = ms
+            print(f"{name} tile {tile}: {ms:.4f} ms ({1e3 / ms:.0f} fps)", flush=True)
+    (out / "tiles.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def bench(models: list[str], backend: str, out: Path, repeats: int) -> dict:
     path = out / f"speed_cuda_{backend}.json"
     command = [sys.executable, "-m", "edgesr", "bench", *models, "--device", "cuda", "--backend", backend,
@@ -82,6 +103,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_results")))
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--skip-check", action="store_true")
+    parser.add_argument("--tiles", default="8x16:4,16x16:4,8x32:4,16x16:8,16x32:8,32x32:8",
+                        help="tile settings to sweep (EDGESR_TRITON_TILE syntax); '' skips the sweep")
     args = parser.parse_args()
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("unset TRITON_INTERPRET: this checks the compiled kernels")
@@ -89,6 +112,8 @@ def main() -> int:
     failures = [] if args.skip_check else check_kernels()
     print("kernel check:", "all pass" if not failures else "\n  ".join(["FAILED", *failures]), flush=True)
     (args.out / "kernel_check.txt").write_text("\n".join(failures or ["all pass"]) + "\n")
+    if args.tiles:
+        sweep_tiles(args.tiles.split(","), args.out)
     bench(SPEED, "triton", args.out, args.repeats)
     bench(DEEP, "cudagraph", args.out, args.repeats)
     bench(DEEP, "torch", args.out, args.repeats)

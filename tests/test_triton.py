@@ -20,7 +20,7 @@ import torch.nn.functional as F
 pytest.importorskip("triton", reason="Triton is not installed (the 'gpu' extra); CI installs it")
 
 from edgesr.engine import Upscaler, make_backend  # noqa: E402
-from edgesr.engine.triton_backend import TritonBackend, interpreting  # noqa: E402
+from edgesr.engine.triton_backend import TritonBackend, interpreting, tile_setting  # noqa: E402
 from edgesr.errors import EdgesrError  # noqa: E402
 from edgesr.models import context_pixels, create_model  # noqa: E402
 
@@ -200,3 +200,19 @@ def test_video_frames_run_through_the_kernels_like_the_torch_path():
     for index in range(3):
         a, b = _plane(got, index).astype(int), _plane(reference, index).astype(int)
         assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
+def test_another_tile_gives_the_same_output():
+    model = random_model("eSR-TR_s3_K5_C8")
+    lr = torch.rand(1, 1, 13, 21, generator=torch.Generator().manual_seed(10))
+    backend = TritonBackend(model, device="cpu")
+    default = backend(lr)
+    backend.tile, backend.warps = tile_setting("4x8:2")
+    assert (backend(lr) - default).abs().max() <= 1e-6  # the same sums, maybe in another order
+
+
+def test_tile_settings_are_checked():
+    assert tile_setting("16x32:8") == ((16, 32), 8) and tile_setting("8x4") == ((8, 4), 4)
+    for bad in ("8x", "3x16", "2x4", "8x16:3"):
+        with pytest.raises(EdgesrError, match="tile"):
+            tile_setting(bad)

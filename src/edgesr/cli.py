@@ -144,7 +144,7 @@ def upscale_command(
     color: str = typer.Option("ycbcr", "--color", help="ycbcr: model on luma, bicubic chroma; rgb: model on each channel."),
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
-    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused, openvino or onnxruntime."),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused, openvino, triton (CUDA), cudagraph (CUDA) or onnxruntime."),
     precision: str = typer.Option("fp32", "--precision", help="Conv arithmetic of eSR-MAX/TM/TR in the fused kernel: fp32, or opt-in bf16/int8 (x86 AVX512-BF16/VNNI), fp16 (ARMv8.2-A); README: what each costs."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),

@@ -28,8 +28,27 @@ from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
 from edgesr.models import create_model
 
-#: LR tile of one program (rows, columns); 128 pixels, the M of each tensor-core product.
-TILE = (8, 16)
+#: LR tile of one program (rows, columns) and its warps: 128 pixels, the M of each tensor-core
+#: product. A first choice, not yet tuned on a GPU: ``EDGESR_TRITON_TILE=16x16:8`` overrides it
+#: (benchmarks/gpu_check.py --tiles sweeps it).
+TILE, WARPS = (8, 16), 4
+
+
+def tile_setting(text: str | None = None) -> tuple[tuple[int, int], int]:
+    """``"RxC"`` or ``"RxC:W"`` (rows x columns of LR pixels, powers of two; W warps) ->
+    ((rows, columns), warps); None or empty -> the defaults."""
+    text = os.environ.get("EDGESR_TRITON_TILE", "") if text is None else text
+    if not text:
+        return TILE, WARPS
+    try:
+        size, _, warps = text.partition(":")
+        rows, cols = (int(v) for v in size.lower().split("x"))
+        result = (rows, cols), int(warps or WARPS)
+    except ValueError:
+        raise EdgesrError(f"tile {text!r}: expected RxC or RxC:W, e.g. 8x16:4") from None
+    if any(v < 1 or v & (v - 1) for v in (rows, cols, result[1])) or rows * cols < 16:
+        raise EdgesrError(f"tile {text!r}: rows, columns and warps must be powers of two, >= 16 pixels")
+    return result
 #: HR pixels per program of the colour mix.
 MIX_BLOCK = 1024
 #: Per-pixel products below which the responses are summed without a matrix product: tl.dot
@@ -130,6 +149,7 @@ class TritonBackend:
         self._model = pack(make_plan(model), self.dtype, self.device)
         self._chroma: Packed | None = None
         self._colours: dict[tuple, tuple] = {}
+        self.tile, self.warps = tile_setting()
         # bf16 products under the interpreter: NumPy has no bf16 matrix product, so the kernel
         # rounds both sides to bf16 and multiplies in float32 (exact: 8-bit mantissas).
         self._upcast = self.dtype == torch.bfloat16 and interpreting()
@@ -253,7 +273,7 @@ class TritonBackend:
              out_map: tuple[float, float, float, float], integer: bool, border: bool) -> None:
         """Launch the one-layer kernel over ``size`` = (H, W, N) LR pixels."""
         h, w, n = size
-        bh, bw = TILE
+        bh, bw = self.tile
         c = (list(coefs) + [0.0] * 4)[:4]
         sixteen = packed.weight.dtype != torch.float32 and not self._upcast_for(packed)
         _kernels().one_layer_kernel[(-(-w // bw), -(-h // bh), n)](
@@ -262,7 +282,7 @@ class TritonBackend:
             KKP=packed.weight.shape[2], S=packed.scale, C=packed.channels, CP=packed.weight.shape[3],
             MODE=packed.mode, NIN=len(coefs), BORDER=bool(border), OUT_INT=integer,
             USE_DOT=packed.use_dot, UPCAST=self._upcast_for(packed),
-            PRECISION="tf32" if sixteen else "ieee", BH=bh, BW=bw, num_warps=4)
+            PRECISION="tf32" if sixteen else "ieee", BH=bh, BW=bw, num_warps=self.warps)
 
     def _upcast_for(self, packed: Packed) -> bool:
         return self._upcast and packed.weight.dtype == torch.bfloat16
