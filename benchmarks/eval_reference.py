@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgesr.evaluate import compare_tables, count_images, evaluate, load_set, read_table, resolve_models
+from edgesr.evaluate import count_images, evaluate, load_set, resolve_models
+from edgesr.results import compare_tables, read_table
 from edgesr.models import ModelSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -100,7 +101,7 @@ def main() -> None:
                       console=console, transient=True) as bar:
             task = bar.add_task("eval", total=len(entries) * count_images(datasets))
             result = evaluate(entries, datasets, resize=args.resize, backend=args.backend,
-                              progress=lambda n: bar.advance(task, n))
+                              progress=lambda event: bar.advance(task, event.units))
         total = time.perf_counter() - start
         table = result.table
         console.print(f"{len(entries)} models x {count_images(datasets)} images, torch threads"
@@ -109,7 +110,7 @@ def main() -> None:
                       f" evaluating {result.seconds:.1f} s, total {total:.1f} s"
                       f" ({result.seconds / len(entries):.3f} s per model)", highlight=False)
         if args.save is not None:
-            from edgesr.evaluate import write_table
+            from edgesr.results import write_table
 
             write_table(table, args.save)
 

@@ -63,16 +63,10 @@ def count(folder: Path, files: list[Path], model: str, batch: int) -> dict[str, 
 def identical_alone(folder: Path, output: Path, model: str) -> bool:
     """Whether ``output`` has the same bytes as its input upscaled on its own (in-process)."""
     alone = folder / "alone"
-    report = upscale_files([str(folder / "in" / output.name)], alone, model=model, console=_quiet())
+    report = upscale_files([str(folder / "in" / output.name)], alone, model=model)
     same = not report.errors and (alone / output.name).read_bytes() == output.read_bytes()
     (alone / output.name).unlink(missing_ok=True)
     return same
-
-
-def _quiet():  # noqa: ANN202
-    from rich.console import Console
-
-    return Console(quiet=True)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    upscalers = {m: Upscaler(m, pretrained=not m.startswith("Bicubic_")) for m in args.models.split(",")}
+    upscalers = {m: Upscaler(m) for m in args.models.split(",")}
     for path in args.photos:
         rgb = read_image(path)
         if rgb.ndim != 3 or rgb.shape[2] != 3:

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from edgesr.atomic import atomic_path, write_text_atomic
-from edgesr.bench import DEFAULT_MODELS, bench, write_rows
+from edgesr.bench import DEFAULT_MODELS, bench
+from edgesr.results import write_table
 
 PEAK_TARGET = {"eSR-TM_s2_K7_C16": 0.60, "eSR-TR_s2_K7_C16": 0.60}
 OPENCV_TARGET = {"eSR-MAX_s2_K3_C2": 1.2, "eSR-MAX_s3_K3_C1": 1.2, "Bicubic_s2": 1.2}
@@ -106,7 +107,7 @@ def main() -> None:
     command = "python " + " ".join(sys.argv)
     text = markdown(rows, info, command)
     write_text_atomic(args.out / "speed.md", text)
-    write_rows(rows, args.out / "speed.json")
+    write_table(rows, args.out / "speed.json")
     drawn = chart(rows, args.out / "speed.png")
     print(text)
     print(f"wrote {args.out / 'speed.md'}, {args.out / 'speed.json'}"

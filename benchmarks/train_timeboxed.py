@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+from edgesr.progress import Progress
 from edgesr.train import TrainConfig, train
 
 PROBE_STEPS = 300
@@ -36,9 +37,9 @@ def main() -> None:
         raise SystemExit(f"{args.name}: the config needs 'steps', the most steps to run")
     stamps: dict[int, float] = {}
 
-    def probe_progress(event: dict) -> None:
-        if event.get("step") in (50, PROBE_STEPS) and "val_psnr" not in event:
-            stamps[event["step"]] = time.time()
+    def probe_progress(event: Progress) -> None:
+        if event.kind == "step" and event.done in (50, PROBE_STEPS):
+            stamps[event.done] = time.time()
 
     probe = TrainConfig(**{**fields, "steps": PROBE_STEPS, "val_every": PROBE_STEPS})
     train(probe, out=args.out / args.name / "probe", progress=probe_progress)
@@ -50,9 +51,9 @@ def main() -> None:
           f" -> {steps} steps", flush=True)
     config = TrainConfig(**{**fields, "steps": steps, "val_every": max(1000, steps // 4)})
 
-    def progress(event: dict) -> None:
-        if "val_psnr" in event:
-            print(f"{args.name} step {event['step']} val {event['val_psnr']:.4f}"
+    def progress(event: Progress) -> None:
+        if event.kind == "validated":
+            print(f"{args.name} step {event.done} val {event.values['val_psnr']:.4f}"
                   f" at {time.time() - started:.0f} s", flush=True)
 
     result = train(config, out=args.out / args.name, progress=progress)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgesr.bench import Timing, bench, expand_models, macs, time_interleaved, write_rows
+from edgesr.bench import Timing, bench, expand_models, macs, time_interleaved
 from edgesr.cli import app
 from edgesr.errors import EdgesrError
 
@@ -77,21 +77,6 @@ def test_bench_works_with_the_torch_backend_and_bfloat16():
     assert "ratio_vs_opencv" not in rows["eSR-TM_s2_K3_C1"]
 
 
-def test_write_rows_json_and_csv_round_trip(tmp_path):
-    rows = {"eSR-MAX_s2_K3_C1": {"speed_cpu": 10.0, "ms_cpu": 100.0},
-            "Bicubic_s2": {"speed_cpu": 20.0, "ms_cpu": 50.0, "backend": "fused"}}
-    assert json.loads(write_rows(rows, tmp_path / "r.json").read_text()) == rows
-    with write_rows(rows, tmp_path / "r.csv").open() as handle:
-        table = list(csv.DictReader(handle))
-    assert [r["id"] for r in table] == ["eSR-MAX_s2_K3_C1", "Bicubic_s2"]
-    assert float(table[1]["ms_cpu"]) == 50.0 and table[0]["backend"] == ""
-
-
-def test_write_rows_refuses_other_suffixes(tmp_path):
-    with pytest.raises(EdgesrError, match="json or .csv"):
-        write_rows({}, tmp_path / "r.txt")
-
-
 def test_bench_command_writes_json(tmp_path):
     out = tmp_path / "speed.json"
     result = CliRunner().invoke(app, ["bench", "eSR-MAX_s2_K3_C1", "--size", "8x10", "-r", "1",
@@ -133,3 +118,11 @@ def test_video_bench_reports_frames_per_second_of_the_job_and_its_stages():
     assert min(row["fps_full"], row["fps_kernel"], row["fps_decode_encode"]) > 0
     assert row["ratio_vs_slowest_stage"] == pytest.approx(
         row["fps_full"] / min(row["fps_kernel"], row["fps_decode_encode"]))
+
+
+def test_bench_takes_a_built_module_as_every_entry_point_does():
+    from edgesr.models import create_model
+
+    rows, _ = bench([create_model("eSR-TM_s2_K3_C1")], repeats=1, size=(8, 8), threads=1, baselines=False,
+                    pipeline="rgb")
+    assert list(rows) == ["eSR-TM_s2_K3_C1"] and rows["eSR-TM_s2_K3_C1"]["pipeline"] == "rgb"

@@ -138,3 +138,11 @@ def test_folder_output_can_change_the_image_format(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     assert "stages: read" in result.output and "2 images" in result.output
+
+
+def test_every_command_turns_a_library_error_into_one_red_line(tmp_path):
+    for args in (["models", "--family", "nope"], ["eval", "eSR-XL_s2"], ["export", "eSR-XL_s2", "-o", "x.onnx"],
+                 ["train", "eSR-XL_s2"], ["explain", "eSR-XL_s2", "-o", str(tmp_path)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, args
+        assert "error:" in result.output, args

@@ -166,7 +166,7 @@ def test_fetch_zip_installs_only_the_hr_images_and_verifies_sha256(server):
                         "pack/LR/a.png": png_bytes(6, 5), "pack/readme.txt": b"hello"})
     server.files["/toy.zip"] = archive
     sha = hashlib.sha256(archive).hexdigest()
-    folder = fetch(entry_for(server.url("/toy.zip"), subdir="*/HR", sha256=sha), progress=False)
+    folder = fetch(entry_for(server.url("/toy.zip"), subdir="*/HR", sha256=sha))
     assert folder == datasets_dir() / "Toy"
     assert [p.name for p in list_images(folder)] == ["a.png", "b.png"]
     assert (folder / "a.png").read_bytes() == png_bytes(seed=2)
@@ -178,7 +178,7 @@ def test_fetch_tar_gz_finds_the_image_folder_and_records_an_unknown_checksum(ser
     archive = make_tar_gz({"Set/x1.png": png_bytes(seed=3), "Set/x2.png": png_bytes(seed=4),
                            "notes.txt": b"n"})
     server.files["/set.tar.gz"] = archive
-    folder = fetch(entry_for(server.url("/set.tar.gz")), progress=False)
+    folder = fetch(entry_for(server.url("/set.tar.gz")))
     assert [p.name for p in list_images(folder)] == ["x1.png", "x2.png"]
     assert load_registry()["fetched"]["Toy"]["sha256"] == hashlib.sha256(archive).hexdigest()
 
@@ -186,15 +186,15 @@ def test_fetch_tar_gz_finds_the_image_folder_and_records_an_unknown_checksum(ser
 def test_fetch_of_a_cached_dataset_does_not_download_again(server):
     server.files["/t.zip"] = make_zip({"d/a.png": png_bytes()})
     entry = entry_for(server.url("/t.zip"))
-    fetch(entry, progress=False)
-    fetch(entry, progress=False)
+    fetch(entry)
+    fetch(entry)
     assert len(server.requests) == 1
 
 
 def test_checksum_mismatch_is_one_line_error_and_leaves_nothing(server):
     server.files["/t.zip"] = make_zip({"d/a.png": png_bytes()})
     with pytest.raises(EdgesrError, match="sha256 mismatch") as error:
-        fetch(entry_for(server.url("/t.zip"), sha256="0" * 64), progress=False)
+        fetch(entry_for(server.url("/t.zip"), sha256="0" * 64))
     assert "\n" not in str(error.value)
     assert leftovers() == []
 
@@ -205,7 +205,7 @@ def test_corrupt_archive_member_is_clear_error_and_nothing_half_extracted(server
     archive[second + 100] ^= 0xFF  # damage b.png's data: its CRC no longer matches
     server.files["/bad.zip"] = bytes(archive)
     with pytest.raises(EdgesrError, match="corrupt archive") as error:
-        fetch(entry_for(server.url("/bad.zip")), progress=False)
+        fetch(entry_for(server.url("/bad.zip")))
     assert "\n" not in str(error.value)
     assert leftovers() == [] and not (datasets_dir() / "Toy").exists()
 
@@ -214,7 +214,7 @@ def test_truncated_tar_gz_is_clear_error_and_nothing_half_extracted(server):
     archive = make_tar_gz({f"d/{i}.png": png_bytes(30, 30, seed=i) for i in range(4)})
     server.files["/cut.tar.gz"] = archive[: len(archive) * 2 // 3]  # complete HTTP body, broken gzip
     with pytest.raises(EdgesrError, match="corrupt archive") as error:
-        fetch(entry_for(server.url("/cut.tar.gz")), progress=False)
+        fetch(entry_for(server.url("/cut.tar.gz")))
     assert "\n" not in str(error.value)
     assert leftovers() == [] and not (datasets_dir() / "Toy").exists()
 
@@ -222,27 +222,27 @@ def test_truncated_tar_gz_is_clear_error_and_nothing_half_extracted(server):
 def test_a_file_that_is_not_an_archive_is_rejected(server):
     server.files["/page.zip"] = b"<html>login required</html>"
     with pytest.raises(EdgesrError, match="not a zip or tar archive"):
-        fetch(entry_for(server.url("/page.zip")), progress=False)
+        fetch(entry_for(server.url("/page.zip")))
     assert leftovers() == []
 
 
 def test_missing_url_names_the_http_status(server):
     with pytest.raises(EdgesrError, match="HTTP 404"):
-        fetch(entry_for(server.url("/nothing.zip")), progress=False)
+        fetch(entry_for(server.url("/nothing.zip")))
 
 
 def test_a_failing_source_falls_back_to_the_next_mirror(server):
     server.files["/mirror.zip"] = make_zip({"d/a.png": png_bytes()})
     entry = DatasetEntry("Toy", "test", 1, "two sources", (Source(server.url("/gone.zip")),
                                                            Source(server.url("/mirror.zip"))))
-    assert [p.name for p in list_images(fetch(entry, progress=False))] == ["a.png"]
+    assert [p.name for p in list_images(fetch(entry))] == ["a.png"]
 
 
 def test_when_every_source_fails_the_error_names_each_one(server):
     entry = DatasetEntry("Toy", "test", 1, "two sources", (Source(server.url("/a.zip")),
                                                            Source(server.url("/b.zip"))))
     with pytest.raises(EdgesrError, match=r"Toy: fetch failed: .*/a\.zip: HTTP 404.*/b\.zip: HTTP 404"):
-        fetch(entry, progress=False)
+        fetch(entry)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
@@ -251,7 +251,7 @@ def test_path_traversal_archive_is_rejected(server, tmp_path, kind, evil):
     files = {"d/a.png": png_bytes(), evil: png_bytes(seed=9)}
     server.files[f"/evil.{kind}"] = make_zip(files) if kind == "zip" else make_tar_gz(files)
     with pytest.raises(EdgesrError, match="path traversal"):
-        fetch(entry_for(server.url(f"/evil.{kind}")), progress=False)
+        fetch(entry_for(server.url(f"/evil.{kind}")))
     assert leftovers() == []
     assert not any(p.name == "evil.png" for p in tmp_path.rglob("*"))
 
@@ -264,11 +264,11 @@ def test_interrupted_download_keeps_part_file_then_resumes_with_range(server):
     server.drop_after = 1000
     entry = entry_for(server.url("/big.zip"), sha256=sha)
     with pytest.raises(EdgesrError, match="resume"):
-        fetch(entry, progress=False, retries=0)
+        fetch(entry, retries=0)
     part = downloads_dir() / "big.zip.part"
     assert part.stat().st_size == 1000 and not (datasets_dir() / "Toy").exists()
     assert pending_download(entry) == part
-    folder = fetch(entry, progress=False, retries=0)
+    folder = fetch(entry, retries=0)
     assert server.requests[-1]["range"] == "bytes=1000-"
     assert list_images(folder)[0].read_bytes() == png_bytes(40, 40, seed=5)
     assert not part.exists()
@@ -278,8 +278,12 @@ def test_dropped_connection_is_retried_within_one_fetch(server):
     archive = make_zip({"d/a.png": png_bytes(40, 40)}, stored=True)
     server.files["/big.zip"] = archive
     server.drop_after = 500
-    fetch(entry_for(server.url("/big.zip"), sha256=hashlib.sha256(archive).hexdigest()), progress=False,
+    events = []
+    fetch(entry_for(server.url("/big.zip"), sha256=hashlib.sha256(archive).hexdigest()), progress=events.append,
           retries=1)
+    starts = [e for e in events if e.kind == "start"]
+    assert [e.done for e in starts] == [0, 500]  # the second attempt resumes at byte 500
+    assert starts[-1].done + sum(e.units for e in events[events.index(starts[-1]):]) == len(archive)
     assert [r["range"] for r in server.requests] == ["", "bytes=500-"]
 
 
@@ -289,7 +293,7 @@ def test_server_without_range_support_restarts_the_download(server):
     server.ranges = False
     downloads_dir().mkdir(parents=True)
     (downloads_dir() / "big.zip.part").write_bytes(b"stale bytes from another attempt")
-    fetch(entry_for(server.url("/big.zip"), sha256=hashlib.sha256(archive).hexdigest()), progress=False)
+    fetch(entry_for(server.url("/big.zip"), sha256=hashlib.sha256(archive).hexdigest()))
     assert server.requests[0]["range"].startswith("bytes=")
     assert leftovers() == ["datasets/Toy/a.png"]
 

@@ -15,14 +15,12 @@ from edgesr.errors import EdgesrError
 from edgesr.evaluate import (
     PROTOCOLS,
     ModelEntry,
-    compare_tables,
     evaluate,
     load_set,
     prepare_image,
-    read_table,
     resolve_models,
-    write_table,
 )
+from edgesr.results import compare_tables, read_table, write_table
 from edgesr.imaging import write_image
 from edgesr.metrics import psnr, ssim
 from edgesr.models import create_model

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from edgesr import EdgesrError, create_model
 from edgesr.cli import app
-from edgesr.explain import explain, filter_bank, frequency_response, orientation, siemens_star, template_maps
+from edgesr.explain import filter_bank, frequency_response, orientation, siemens_star, template_maps
+from edgesr.explain_views import explain
 
 
 def test_filter_bank_follows_the_pixel_shuffle_channel_layout():
@@ -117,3 +118,15 @@ def test_cli_explain_with_weights(tmp_path):
                                       "--out", str(tmp_path / "views")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "views" / "index.html").is_file() and (tmp_path / "views" / "winner.png").is_file()
+
+
+def test_the_analysis_draws_nothing_and_writes_nothing():
+    import ast
+    from pathlib import Path
+
+    import edgesr.explain
+
+    tree = ast.parse(Path(edgesr.explain.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"PIL", "edgesr.atomic", "edgesr.explain_views", "html", "csv"}

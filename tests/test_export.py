@@ -13,8 +13,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 from edgesr.cli import app  # noqa: E402
 from edgesr.engine import BACKENDS, Upscaler  # noqa: E402
-from edgesr.export import export_onnx, export_torchscript, onnx_parity, torchscript_parity  # noqa: E402
-from edgesr.models import create_model  # noqa: E402
+from edgesr.export import export_onnx, export_torchscript  # noqa: E402
+from edgesr.export_check import onnx_parity, torchscript_parity  # noqa: E402
+from edgesr.errors import EdgesrError  # noqa: E402
+from edgesr.models import create_model, load_model  # noqa: E402
 
 #: Every family at every paper scale, with small widths so the test stays fast.
 FAMILY_TEMPLATES = ["Bicubic_s{s}", "eSR-MAX_s{s}_K5_C3", "eSR-TM_s{s}_K3_C4", "eSR-TR_s{s}_K7_C2",
@@ -55,15 +57,33 @@ def test_onnx_graph_has_dynamic_batch_and_size(tmp_path):
 @pytest.mark.parametrize("model_id", ["eSR-TR_s2_K5_C4", "ESPCN_s3_D4_S6", "Bicubic_s4"])
 def test_onnx_color_graph_matches_upscaler_within_one_level(model_id, tmp_path):
     model = model_with_random_weights(model_id)
-    path = export_onnx(model, tmp_path / "rgb.onnx", color=True)
+    path = export_onnx(model, tmp_path / "rgb.onnx", color="ycbcr")
     for size in [(37, 29), (1, 1), (3, 2)]:  # also smaller than the border padding
-        assert onnx_parity(model, path, color=True, size=size) <= 1
+        assert onnx_parity(model, path, color="ycbcr", size=size) <= 1
+
+
+@pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C2", "ESPCN_s3_D4_S6"])
+def test_onnx_rgb_graph_matches_upscaler_color_rgb_within_one_level(model_id, tmp_path):
+    model = model_with_random_weights(model_id)
+    path = export_onnx(model, tmp_path / "rgb.onnx", color="rgb")
+    assert onnx_parity(model, path, color="rgb") <= 1
+
+
+def test_export_takes_an_id_with_its_shipped_weights_like_a_module(tmp_path):
+    by_id = export_onnx("eSR-MAX_s2_K3_C2", tmp_path / "id.onnx")
+    assert onnx_parity(load_model("eSR-MAX_s2_K3_C2"), by_id) <= 1e-5
+    assert onnx_parity("eSR-MAX_s2_K3_C2", by_id) <= 1e-5
+
+
+def test_export_color_means_what_it_means_in_upscaler(tmp_path):
+    with pytest.raises(EdgesrError, match="choose ycbcr or rgb"):
+        export_onnx("Bicubic_s2", tmp_path / "x.onnx", color=True)
 
 
 def test_onnx_float_color_graph_matches_upscaler(tmp_path):
     model = model_with_random_weights("eSR-CNN_s2_C2_D3_S3")
-    path = export_onnx(model, tmp_path / "rgb_float.onnx", color="float")
-    assert onnx_parity(model, path, color="float") <= 1.0  # Upscaler rounds, the float graph does not
+    path = export_onnx(model, tmp_path / "rgb_float.onnx", color="ycbcr", pixels="float")
+    assert onnx_parity(model, path, color="ycbcr", pixels="float") <= 1.0  # Upscaler rounds, the float graph does not
 
 
 def test_onnx_fp16_graph_is_close_to_float32_reference(tmp_path):
@@ -78,8 +98,8 @@ def test_onnx_fp16_graph_is_close_to_float32_reference(tmp_path):
 def test_torchscript_matches_torch(model_id, tmp_path):
     model = model_with_random_weights(model_id)
     assert torchscript_parity(model, export_torchscript(model, tmp_path / "model.pt")) <= 1e-6
-    rgb = export_torchscript(model, tmp_path / "rgb.pt", color=True)
-    assert torchscript_parity(model, rgb, color=True) <= 1
+    rgb = export_torchscript(model, tmp_path / "rgb.pt", color="ycbcr")
+    assert torchscript_parity(model, rgb, color="ycbcr") <= 1
 
 
 def test_onnxruntime_backend_upscales_like_torch():
@@ -96,6 +116,15 @@ def test_cli_export_writes_checked_onnx(tmp_path):
     result = CliRunner().invoke(app, ["export", "eSR-MAX_s2_K3_C2", "-o", str(target)])
     assert result.exit_code == 0, result.output
     assert target.is_file() and "max |difference|" in result.output
+
+
+def test_cli_export_color_takes_the_upscaler_modes(tmp_path):
+    target = tmp_path / "rgb.onnx"
+    result = CliRunner().invoke(app, ["export", "Bicubic_s2", "--color", "rgb", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "RGB uint8 (color rgb)" in result.output
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "rgb"
 
 
 def test_cli_export_rejects_unknown_format(tmp_path):

@@ -197,3 +197,13 @@ def test_official_even_scale_bicubic_kernels_are_our_kernel(reference_dir, scale
                           weights_only=True)["net.weight"][0, 0].float()
     ours = bicubic_kernel(scale)
     assert torch.allclose(official / official.sum(), ours / ours.sum(), atol=2e-4)
+
+
+def test_list_models_filters_the_shipped_ids_like_the_grid():
+    from edgesr.models import list_models
+    from edgesr.weights import shipped_manifest
+
+    shipped = list_models(shipped=True)
+    assert shipped == list(shipped_manifest()["models"]) and set(shipped) <= set(paper_grid())
+    assert list_models("ESR-max", scale=3, shipped=True) == [i for i in shipped if i.startswith("eSR-MAX_s3_")]
+    assert len(list_models("eSR-MAX", scale=3)) == 48

@@ -226,7 +226,7 @@ def test_inf_weights_are_refused_by_export_and_eval(tmp_path):
 
 
 def test_parity_with_non_finite_outputs_is_an_error_not_a_figure():
-    from edgesr.export import max_difference
+    from edgesr.export_check import max_difference
 
     with pytest.raises(EdgesrError, match="parity not established"):
         max_difference(np.array([np.nan]), np.array([0.0]), "m.onnx")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from edgesr import EdgesrError, create_model
 from edgesr.cli import app
-from edgesr.evaluate import read_table
+from edgesr.results import read_table
 from edgesr.search import ResultsStore, SearchSettings, export_store, run_search, select_ids, with_bicubic
 from edgesr.search.grid import read_ids_file
 from edgesr.search.runner import store_lock
@@ -186,7 +186,7 @@ def test_store_binds_only_the_recipes_its_ids_use(searched, data, monkeypatch):
 
 
 def test_a_store_grows_by_new_kinds_of_model_only():
-    from edgesr.search.runner import only_new_kinds, with_known_recipes
+    from edgesr.search.settings import only_new_kinds, with_known_recipes
 
     known = {"datasets": ["a"], "training": {"seed": 0, "recipes": {"one_layer": {"lr": 1}}}}
     deep_run = {"datasets": ["a"], "training": {"seed": 0, "recipes": {"deep": {"lr": 2}}}}
@@ -361,16 +361,16 @@ def test_cli_search_without_a_selection_is_one_clear_error():
 
 
 def test_ctrl_c_during_an_id_stops_the_search_instead_of_recording_a_failure(tmp_path, data, monkeypatch):
-    from edgesr.search import runner
+    from edgesr.search import task
 
     def interrupted_training(*args, **kwargs):
-        runner._interrupted.set()  # what the SIGINT handler does before training turns it into an error
+        task._interrupted.set()  # what the SIGINT handler does before training turns it into an error
         raise EdgesrError("interrupted at step 3; the last checkpoint resumes with --resume")
 
-    monkeypatch.setattr(runner, "obtain_weights", interrupted_training)
+    monkeypatch.setattr(task, "obtain_weights", interrupted_training)
     store = tmp_path / "c.sqlite"
     with pytest.raises(KeyboardInterrupt):
         run_search(["eSR-MAX_s2_K3_C1"], store, quick_settings(data))
-    runner._interrupted.clear()
+    task._interrupted.clear()
     with ResultsStore(store, readonly=True) as results:
         assert results.statuses() == {}

@@ -105,14 +105,14 @@ def test_loss_falls(image_sets, tmp_path):
     losses = []
     config = TrainConfig("eSR-MAX_s2_K3_C2", data=[str(train_dir)], val=[str(val_dir)], steps=40,
                          batch_size=512, val_every=40, lr=1e-2, threads=1)
-    train(config, out=tmp_path, progress=lambda e: losses.append(e["loss"]) if "loss" in e else None)
+    train(config, out=tmp_path, progress=lambda e: losses.append(e.values["loss"]) if e.kind == "step" else None)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
 
 
 def stop_at(step):
     """A progress callback that interrupts training (like Ctrl-C) after optimiser step ``step``."""
     def callback(event):
-        if event.get("step") == step and "loss" in event:
+        if event.kind == "step" and event.done == step:
             raise KeyboardInterrupt
     return callback
 
@@ -203,3 +203,11 @@ def test_fp32_training_turns_tf32_off_on_cuda_only_and_restores_it():
     assert torch.backends.cudnn.allow_tf32 == before
     with _NoTF32Convolutions(torch.device("cpu"), enabled=True):
         assert torch.backends.cudnn.allow_tf32 == before
+
+
+def test_config_from_recipe_keeps_the_recipe_where_an_override_is_none():
+    from edgesr.train import TrainConfig, recipe_for
+
+    config = TrainConfig.from_recipe("eSR-CNN_s2_C2_D3_S3", steps=7, lr=None, seed=3)
+    recipe = recipe_for("eSR-CNN_s2_C2_D3_S3")
+    assert (config.steps, config.lr, config.batch_size, config.seed) == (7, recipe["lr"], recipe["batch_size"], 3)

@@ -39,7 +39,7 @@ def test_gray_image_goes_through_the_model_as_its_own_luma():
 
 def test_colour_luma_goes_through_the_model_and_chroma_through_bicubic():
     rgb = rng.integers(90, 160, (8, 8, 3)).astype(np.uint8)  # mid-range: no clipping to the RGB cube
-    up_model = Upscaler("eSR-MAX_s2_K3_C4")
+    up_model = Upscaler("eSR-MAX_s2_K3_C4", pretrained=False)
     up_bicubic = Upscaler("Bicubic_s2")
     y_model = rgb_to_ycbcr(up_model.upscale(rgb).astype(float))
     y_bicubic = rgb_to_ycbcr(up_bicubic.upscale(rgb).astype(float))
@@ -77,6 +77,31 @@ def test_bad_options_are_clear_errors():
 
 @pytest.mark.parametrize("model_id", ["Bicubic_s3", "eSR-TM_s2_K7_C2", "FSRCNN_s2_D6_S1_M1"])
 def test_one_pixel_images_upscale(model_id):
-    out = Upscaler(model_id).upscale(np.full((1, 1, 3), 100, np.uint8))
+    out = Upscaler(model_id, pretrained=False).upscale(np.full((1, 1, 3), 100, np.uint8))
     scale = int(model_id.split("_s")[1][0])
     assert out.shape == (scale, scale, 3)
+
+
+def test_an_id_that_ships_runs_its_shipped_weights_like_the_cli():
+    from edgesr.engine.fused import FusedBackend
+    from edgesr.models import load_model
+
+    up = Upscaler("eSR-TM_s2_K7_C16")
+    assert isinstance(up.backend, FusedBackend)
+    lr = np.random.default_rng(0).integers(0, 256, (9, 7), dtype=np.uint8)
+    untrained = Upscaler("eSR-TM_s2_K7_C16", pretrained=False)
+    assert not np.array_equal(up.upscale(lr), untrained.upscale(lr))
+    assert np.array_equal(up.upscale(lr), Upscaler(load_model("eSR-TM_s2_K7_C16")).upscale(lr))
+
+
+def test_an_id_that_ships_nothing_needs_weights_or_an_explicit_untrained_network():
+    with pytest.raises(EdgesrError, match="no shipped weights for eSR-TM_s2_K3_C1.*pretrained=False"):
+        Upscaler("eSR-TM_s2_K3_C1")
+    assert Upscaler("eSR-TM_s2_K3_C1", pretrained=False).model_id == "eSR-TM_s2_K3_C1"
+
+
+def test_weights_and_pretrained_go_with_an_id_not_a_module():
+    from edgesr.models import create_model
+
+    with pytest.raises(EdgesrError, match="not with a built module"):
+        Upscaler(create_model("Bicubic_s2"), pretrained=False)

@@ -68,7 +68,7 @@ def clip(tmp_path: Path) -> Path:
 
 def test_video_keeps_frame_count_rate_timestamps_and_audio(clip, tmp_path):
     target = tmp_path / "clip_x3.mp4"
-    report = upscale_video(Upscaler("eSR-TM_s3_K5_C3"), clip, target)
+    report = upscale_video(Upscaler("eSR-TM_s3_K5_C3", pretrained=False), clip, target)
     before, after = describe(clip), describe(target)
     assert after["frames"] == before["frames"] == report.frames == FRAMES
     assert after["size"] == (3 * WIDTH, 3 * HEIGHT) == report.size
@@ -79,7 +79,7 @@ def test_video_keeps_frame_count_rate_timestamps_and_audio(clip, tmp_path):
 
 def test_video_luma_is_the_model_output(clip, tmp_path):
     torch.manual_seed(0)
-    upscaler, bicubic = Upscaler("eSR-MAX_s2_K5_C4"), Upscaler("Bicubic_s2")
+    upscaler, bicubic = Upscaler("eSR-MAX_s2_K5_C4", pretrained=False), Upscaler("Bicubic_s2")
     target = upscale_video(upscaler, clip, tmp_path / "out.mkv").target
     with av.open(str(clip)) as source, av.open(str(target)) as result:
         for before, after in zip(source.decode(video=0), result.decode(video=0)):
@@ -105,7 +105,8 @@ def test_interrupted_video_leaves_no_output_file(clip, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        upscale_video(Upscaler("Bicubic_s2"), clip, tmp_path / "out.mp4", on_frame=interrupt)
+        upscale_video(Upscaler("Bicubic_s2"), clip, tmp_path / "out.mp4",
+                      progress=lambda event: interrupt(event.done) if event.kind == "advance" else None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no output, no temp file
 
 

@@ -46,7 +46,7 @@ def test_start_is_seeded_and_rejects_other_families():
     bicubic_start(a, seed=3)
     bicubic_start(b, seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
-    with pytest.raises(EdgesrError, match="bicubic start supports ESPCN, eSR-CNN, not eSR-TM"):
+    with pytest.raises(EdgesrError, match="bicubic start supports eSR-CNN, ESPCN, not eSR-TM"):
         bicubic_start(create_model("eSR-TM_s2_K3_C2"))
 
 
@@ -55,7 +55,7 @@ def test_config_resolves_and_checks_the_start():
     assert TrainConfig("eSR-TM_s2_K3_C2").init == "paper"
     assert TrainConfig("FSRCNN_s2_D6_S1_M1").init == "paper"
     assert TrainConfig.from_dict({"model_id": "ESPCN_s2_D4_S6"}).init == "paper"  # saved before init existed
-    with pytest.raises(EdgesrError, match="supports ESPCN, eSR-CNN only"):
+    with pytest.raises(EdgesrError, match="supports eSR-CNN, ESPCN only"):
         TrainConfig("eSR-MAX_s2_K3_C2", init="bicubic")
     with pytest.raises(EdgesrError, match="init must be auto, paper or bicubic"):
         TrainConfig("ESPCN_s2_D4_S6", init="zeros")

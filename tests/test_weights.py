@@ -60,3 +60,16 @@ def test_pickles_with_code_are_refused(tmp_path):
     torch.save({"filter.weight": Evil()}, tmp_path / "evil.model")
     with pytest.raises(EdgesrError, match="evil.model: not a readable PyTorch weight file"):
         create_model("eSR-MAX_s2_K3_C2", weights=tmp_path / "evil.model")
+
+
+def test_weight_lookup_prefers_safetensors_then_the_official_suffixes(tmp_path):
+    from edgesr.weights import WEIGHT_SUFFIXES, weight_file, weight_files
+
+    for name in ("eSR-MAX_s2_K3_C1.pth", "eSR-MAX_s2_K3_C1.model", "Bicubic_s2.pt", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert WEIGHT_SUFFIXES[0] == ".safetensors"
+    assert weight_file("eSR-MAX_s2_K3_C1", tmp_path).name == "eSR-MAX_s2_K3_C1.model"
+    assert weight_file("eSR-TM_s2_K3_C1", tmp_path) is None
+    (tmp_path / "eSR-MAX_s2_K3_C1.safetensors").write_bytes(b"")
+    assert {k: p.name for k, p in weight_files(tmp_path).items()} == {
+        "Bicubic_s2": "Bicubic_s2.pt", "eSR-MAX_s2_K3_C1": "eSR-MAX_s2_K3_C1.safetensors"}

@@ -25,9 +25,6 @@ suffix is the device type).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import platform
@@ -38,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from edgesr.atomic import write_text_atomic
 from edgesr.energy import EnergyCounter, measure, open_counter
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec, create_model
-from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, create_model, family_of
+from edgesr.models.spec import parse_model_name
 
 #: The models of the issue's speed table.
 DEFAULT_MODELS = ("eSR-TM_s2_K7_C16", "eSR-TR_s2_K7_C16", "eSR-MAX_s2_K3_C2", "eSR-MAX_s3_K3_C1",
@@ -59,24 +56,9 @@ def macs(spec: ModelSpec | str, out_h: int, out_w: int) -> int:
     convolution (s*s phases of T x T taps).
     """
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    s, p = spec.scale, spec.params
+    s = spec.scale
     pixels = math.ceil(out_h / s) * math.ceil(out_w / s)
-    if spec.family == "Bicubic":
-        from edgesr.models.classic import bicubic_kernel, polyphase_weights
-
-        weight, _ = polyphase_weights(bicubic_kernel(s), s)
-        per_pixel = weight.shape[0] * weight.shape[-1] * weight.shape[-2]
-    elif spec.family in ONE_LAYER_FAMILIES:
-        factor = ONE_LAYER_FACTORS[spec.family]
-        per_pixel = factor * s * s * p["C"] * p["K"] ** 2
-    elif spec.family == "eSR-CNN":
-        per_pixel = 25 * p["D"] + 9 * p["D"] * p["S"] + 9 * p["S"] * 2 * s * s * p["C"]
-    elif spec.family == "ESPCN":
-        first = 25 * p["D"] if p["D"] > 0 else 0
-        per_pixel = first + 9 * max(p["D"], 1) * p["S"] + 9 * p["S"] * s * s
-    else:  # FSRCNN: 5x5 (D), 1x1 shrink, M x 3x3 (S), 1x1 expand, 9x9 deconvolution scattered
-        d, w, m = p["D"], p["S"], p["M"]
-        per_pixel = 25 * d + d * w + m * 9 * w * w + w * d + 81 * d
+    per_pixel = family_of(spec).macs_per_pixel(spec)
     return per_pixel * pixels
 
 
@@ -191,9 +173,7 @@ def expand_models(models: list[str], scale: int | None) -> list[str]:
     models of that scale. Malformed ids raise `EdgesrError`."""
     ids = []
     for name in models or DEFAULT_MODELS:
-        if name == "Bicubic":
-            name = f"Bicubic_s{scale or 2}"
-        spec = ModelSpec.parse(name)
+        spec = parse_model_name(name, scale or 2)
         if scale is None or spec.scale == scale:
             ids.append(spec.id)
     if not ids:
@@ -227,13 +207,15 @@ def pipeline_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> n
     return rng.integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def _user_upscaler(model_id: str, backend: str, device: str, dtype: str,
+def _user_upscaler(model_id: str | nn.Module, backend: str, device: str, dtype: str,
                    weights: str | os.PathLike | None = None, precision: str = "fp32"):  # noqa: ANN202
-    """``Upscaler(id, pretrained=...)`` as a user builds it (``weights``, else shipped weights when
-    there are some: the speed does not depend on the values)."""
+    """``Upscaler(id, pretrained=...)`` as a user builds it (a module as given; ``weights``, else
+    shipped weights when there are some, else fresh ones: the speed does not depend on the values)."""
     from edgesr.engine import Upscaler
     from edgesr.weights import shipped_manifest
 
+    if isinstance(model_id, nn.Module):
+        return Upscaler(model_id, backend=backend, device=device, dtype=dtype, precision=precision)
     if weights is not None:
         return Upscaler(model_id, weights=str(weights), backend=backend, device=device, dtype=dtype,
                         precision=precision)
@@ -258,7 +240,7 @@ def copy_call(device: str, megabytes: int = 256) -> tuple[Callable[[], object], 
     return (lambda: target.copy_(source)), 2.0 * source.numel()
 
 
-def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads: int | None = None,
+def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
           baselines: bool = True, pipeline: str = "luma", energy: bool = False, energy_s: float = 2.0,
           weights: Mapping[str, str | os.PathLike] | None = None,
@@ -280,17 +262,14 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
     """
     if pipeline not in PIPELINES:
         raise EdgesrError(f"unknown pipeline {pipeline!r}; choose {', '.join(PIPELINES)} (or video)")
-    from edgesr.engine import make_backend, resolve_device
+    from edgesr.engine import make_backend, resolve_device, resolve_dtype
 
     dev = resolve_device(device)
     suffix = dev.type
     dtype = dtype or ("float16" if dev.type == "cuda" else "float32")
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    torch_dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-                   "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise EdgesrError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
+    torch_dtype = resolve_dtype(dtype)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     notes: list[str] = []
     cv2 = _optional_cv2(threads, notes) if baselines else None
@@ -306,21 +285,23 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
         info["energy"] = counter.name if counter is not None else no_counter
     rows: dict[str, dict] = {}
     rng = np.random.default_rng(0)
-    for model_id in models:
-        spec = ModelSpec.parse(model_id)
+    for item in models:
+        spec = item.spec if isinstance(item, nn.Module) else ModelSpec.parse(item)
         s = spec.scale
         out_h, out_w = size
         h, w = math.ceil(out_h / s), math.ceil(out_w / s)
         plane = rng.integers(0, 256, (h, w), dtype=np.uint8)
         weight_file = (weights or {}).get(spec.id)
-        model = create_model(spec, weights=weight_file)
+        # A module runs as given; an id runs ``weights``, else fresh weights for the kernel (its
+        # speed does not depend on their values).
+        model = item if isinstance(item, nn.Module) else create_model(spec, weights=weight_file)
         engine = make_backend(backend, model, device=str(dev), dtype=dtype)
         reference = model.to(device=dev, dtype=torch_dtype).eval()
         lr = torch.from_numpy(plane)[None, None].to(device=dev, dtype=torch_dtype) / 255.0
         calls: dict[str, Callable[[], object]] = {}
         if pipeline != "luma":
             array = pipeline_image(pipeline, h, w, rng)
-            user = _user_upscaler(spec.id, backend, str(dev), dtype, weight_file)
+            user = _user_upscaler(item, backend, str(dev), dtype, weight_file)
             calls["engine"] = lambda f=user.upscale, x=array: f(x)
             if dev.type == "cpu":
                 calls["kernel"] = lambda r=_engine_u8(engine), x=plane: r(x)
@@ -329,7 +310,7 @@ def bench(models: list[str], backend: str = "auto", device: str = "cpu", threads
             if getattr(engine, "name", "") not in ("torch", "onnxruntime"):
                 calls["torch_reference"] = lambda m=reference, x=lr: m(x)
             rgb = pipeline_image("rgb", h, w, rng)
-            calls["rgb_e2e"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype).upscale, x=rgb: f(x)
+            calls["rgb_e2e"] = lambda f=_user_upscaler(item, backend, str(dev), dtype).upscale, x=rgb: f(x)
             calls["copy"], copy_bytes = copy_call(str(dev), 256 if dev.type == "cuda" else 16)
         else:
             run = _engine_u8(engine)
@@ -427,24 +408,6 @@ def _row(spec: ModelSpec, timings: dict[str, Timing], suffix: str, peak: float,
     return row
 
 
-def write_rows(rows: dict[str, dict], path: str | os.PathLike) -> Path:
-    """Write rows atomically as ``.json`` (``{id: {...}}``) or ``.csv`` (one row per id)."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        write_text_atomic(path, json.dumps(rows, indent=2, sort_keys=True) + "\n")
-    elif path.suffix.lower() == ".csv":
-        columns = sorted({key for row in rows.values() for key in row})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["id", *columns], lineterminator="\n")
-        writer.writeheader()
-        for model_id, row in rows.items():
-            writer.writerow({"id": model_id, **row})
-        write_text_atomic(path, buffer.getvalue())
-    else:
-        raise EdgesrError(f"{path}: results file must end in .json or .csv")
-    return path
-
-
 def make_test_clip(path: str | os.PathLike, size: tuple[int, int], frames: int, fps: int = 30,
                    audio: bool = True) -> Path:
     """A synthetic H.264 clip (moving gradients and edges) with an AAC tone, for the video bench."""
@@ -488,8 +451,6 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
     import tempfile
     from fractions import Fraction
 
-    from rich.console import Console
-
     from edgesr.stages import run_stages
     from edgesr.video import FrameUpscaler, _add_video_stream, _av, _plane, upscale_video
 
@@ -508,8 +469,7 @@ def bench_video(model_id: str, size: tuple[int, int] = (480, 640), frames: int =
         template = upscaled[0]
 
         def full() -> None:
-            upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options,
-                          console=Console(quiet=True))
+            upscale_video(upscaler, clip, Path(folder) / "out.mp4", codec=codec, options=options)
 
         def kernel_only() -> None:
             for frame in decoded:

@@ -5,11 +5,13 @@ Every user-facing failure is an `EdgesrError`; `main` prints it as one red line 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgesr.errors import EdgesrError, Terminated, describe, log
+from edgesr.progress import Progress as ProgressEvent
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="edge-SR super-resolution: upscale, evaluate, train, benchmark, search.")
@@ -35,6 +38,22 @@ def fail(message: str) -> "typer.Exit":
     """Print one error line and return the exit to raise."""
     print_error(message)
     return typer.Exit(code=1)
+
+
+def command(name: str, group: typer.Typer = app) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command of ``group``: the one place where a user-facing failure (`EdgesrError`)
+    becomes one red line and exit code 1."""
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(function)
+        def run(*args: object, **kwargs: object) -> None:
+            try:
+                function(*args, **kwargs)
+            except EdgesrError as error:
+                raise fail(str(error)) from None
+
+        return group.command(name)(run)
+
+    return register
 
 
 class _LineHandler(logging.Handler):
@@ -87,23 +106,18 @@ def check_finite_table(table: dict[str, dict[str, float]]) -> None:
 OFFICIAL_HELP = "Use the paper's official weights of the id, fetched with `edgesr weights fetch official ID` (GPL-3)."
 
 
-@app.command("models")
+@command("models")
 def models_command(
     family: Optional[str] = typer.Option(None, "--family", "-f", help="eSR-MAX, eSR-TM, eSR-TR, eSR-CNN, ESPCN, FSRCNN or Bicubic."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor (2, 3 or 4)."),
     shipped: bool = typer.Option(False, "--shipped", help="Only the models whose trained weights ship with edgesr, with their measured metrics."),
 ) -> None:
     """List the model ids of the paper's grid with their parameter counts."""
-    from edgesr.models import ModelSpec, count_parameters, create_model, list_models
+    from edgesr.models import count_parameters, create_model, list_models
     from edgesr.weights import shipped_manifest
 
     manifest = shipped_manifest()
-    if shipped:
-        ids = [i for i in manifest["models"]
-               if (family is None or ModelSpec.parse(i).family.lower() == family.lower())
-               and (scale is None or ModelSpec.parse(i).scale == scale)]
-    else:
-        ids = list_models(family=family, scale=scale)
+    ids = list_models(family=family, scale=scale, shipped=shipped)
     if not ids:
         raise fail(f"no {'shipped ' if shipped else ''}model ids match family={family} scale={scale}")
     defaults = set(manifest["defaults"].values())
@@ -131,7 +145,7 @@ def models_command(
     console.print(f"{len(ids)} models")
 
 
-@app.command("upscale")
+@command("upscale")
 def upscale_command(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created), or a file name for a single input."),
@@ -156,17 +170,18 @@ def upscale_command(
     from edgesr.upscale_files import upscale_files
 
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
-    try:
-        if official:
-            from edgesr.official import official_files
+    if official:
+        from edgesr.official import official_files
 
-            weights = official_files([model], weights)[0]
+        weights = official_files([model], weights)[0]
+    with UpscaleView(verbose) as view:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
-                               device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels, tile=tile,
-                               backend=backend, precision=precision, console=console, video_codec=codec,
-                               video_options=options or None, verbose=verbose, image_format=image_format)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+                               device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels,
+                               tile=tile, backend=backend, precision=precision, progress=view, video_codec=codec,
+                               video_options=options or None, image_format=image_format)
+    if verbose and view.images:
+        console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in report.stage_seconds.items())
+                      + f" of work; wall {report.seconds:.2f} s", highlight=False)
     for message in report.errors:
         print_error(message)
     console.print(report.summary(), highlight=False)
@@ -174,20 +189,71 @@ def upscale_command(
         raise typer.Exit(code=1)
 
 
+class UpscaleView:
+    """`upscale_files` events on the terminal: a bar over the files, one line per file written
+    (``verbose``: with its read and write times) and a bar over each video's frames."""
+
+    def __init__(self, verbose: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.verbose, self.images = verbose, 0
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=console, transient=True)
+        self.files = self.video = None
+
+    def __enter__(self) -> UpscaleView:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.task == "video" and event.kind == "start":
+            self.video = self.bar.add_task(escape(event.item), total=event.total)
+        elif event.task == "video" and event.kind == "advance" and self.video is not None:
+            self.bar.update(self.video, advance=event.units,
+                            description=f"{escape(event.item)} {event.values['fps']:.1f} fps")
+        elif event.kind == "start":
+            self.files = self.bar.add_task("upscaling", total=event.total)
+        elif event.kind == "finished":
+            self._finished(event)
+
+    def _finished(self, event: ProgressEvent) -> None:
+        done = event.values
+        if self.video is not None and ("frames" in done or "error" in done):  # the video's bar is done
+            self.bar.remove_task(self.video)
+            self.video = None
+        if "frames" in done:  # a video
+            line = (f"{done['source']} -> {done['target']}  {done['frames']} frames {done['out_size'][0]}x"
+                    f"{done['out_size'][1]} at {done['fps']:g} fps, {done['codec']}, audio {done['audio']},"
+                    f" {done['frames'] / max(done['upscale'], 1e-9):.1f} frames/s")
+        elif "error" not in done:
+            self.images += 1
+            (w, h), (out_w, out_h) = done["in_size"], done["out_size"]
+            line = f"{done['source']} -> {done['target']}  {w}x{h} -> {out_w}x{out_h}  {done['upscale'] * 1000:.0f} ms"
+            if self.verbose:
+                line += f"  (read {done['read'] * 1000:.0f} ms, write {done['write'] * 1000:.0f} ms)"
+        else:
+            self.images += 1
+            line = None
+        if line is not None:
+            self.bar.console.print(line, highlight=False, markup=False)
+        if self.files is not None:
+            self.bar.update(self.files, advance=event.units, description=escape(event.item))
+
+
 datasets_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="Benchmark and training image sets: list, fetch, register local folders.")
 app.add_typer(datasets_app, name="datasets")
 
 
-@datasets_app.command("list")
+@command("list", datasets_app)
 def datasets_list_command() -> None:
     """List catalog datasets and registered folders with their status (registered/cached/not fetched)."""
     from edgesr.data import cache_dir, list_datasets
 
-    try:
-        rows = list_datasets()
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    rows = list_datasets()
     table = Table("name", "role", "status", "images", "folder", box=None)
     for row in rows:
         color = {"registered": "green", "cached": "cyan"}.get(row.status, "dim")
@@ -197,29 +263,38 @@ def datasets_list_command() -> None:
     console.print(f"cache: {cache_dir()} (set EDGESR_DATA or EDGESR_CACHE to move it)", highlight=False)
 
 
-@datasets_app.command("fetch")
+@command("fetch", datasets_app)
 def datasets_fetch_command(
     name: str = typer.Argument(..., help="Catalog name, e.g. Set5, Urban100, DIV2K (see `edgesr datasets list`)."),
     force: bool = typer.Option(False, "--force", help="Download and install again even if cached."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Download a catalog dataset into the cache (resumes interrupted downloads, checks checksums)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
     from edgesr.data import fetch, list_images
     from edgesr.data.cache import load_registry
 
-    try:
-        folder = fetch(name, progress=not quiet, force=force)
-        count = len(list_images(folder))
-        info = load_registry()["fetched"].get(folder.name, {})
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, disable=quiet, transient=True) as bar:
+
+        def show(event: ProgressEvent) -> None:
+            if event.kind == "start":
+                bar.add_task(f"downloading {event.item}", total=event.total, completed=event.done or 0)
+            else:
+                bar.update(bar.task_ids[-1], advance=event.units)
+
+        folder = fetch(name, progress=show, force=force)
+    count = len(list_images(folder))
+    info = load_registry()["fetched"].get(folder.name, {})
     console.print(f"{folder.name}: {count} images in {folder}", highlight=False)
     if info and not info.get("checksum_known", True):
         console.print(f"sha256 {info['sha256']} of {info['url']} (no checksum in the catalog; recorded in the"
                       " registry)", highlight=False)
 
 
-@datasets_app.command("add")
+@command("add", datasets_app)
 def datasets_add_command(
     name: str = typer.Argument(..., help="Name to use wherever a dataset is expected, e.g. Set5."),
     folder: Path = typer.Argument(..., help="Folder holding the HR images."),
@@ -227,10 +302,7 @@ def datasets_add_command(
     """Register a local folder of images under a name, for every later command."""
     from edgesr.data import add, canonical_name, list_images
 
-    try:
-        path = add(name, folder)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    path = add(name, folder)
     console.print(f"{canonical_name(name)}: registered {path} ({len(list_images(path))} images)", highlight=False)
 
 
@@ -239,7 +311,7 @@ weights_app = typer.Typer(add_completion=False, no_args_is_help=True,
 app.add_typer(weights_app, name="weights")
 
 
-@weights_app.command("fetch")
+@command("fetch", weights_app)
 def weights_fetch_command(
     source: str = typer.Argument(..., help="official: the paper's 1185 files (GPL-3) from its repository."),
     ids: Optional[list[str]] = typer.Argument(None, help="Model ids, e.g. FSRCNN_s2_D56_S12_M4."),
@@ -252,19 +324,16 @@ def weights_fetch_command(
 
     from edgesr.official import LICENSE_NOTE, fetch_official, file_url, official_dir
 
-    try:
-        if source != "official":
-            raise EdgesrError(f"unknown weights source {source!r}; choose official")
-        if bool(ids) == fetch_all:
-            raise EdgesrError("name the model ids to fetch, or pass --all (not both)")
-        err_console.print(f"[yellow]license:[/yellow] {escape(LICENSE_NOTE)}", highlight=False, soft_wrap=True)
-        with Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      console=err_console, transient=True, disable=quiet) as bar:
-            task = bar.add_task("", total=1185 if fetch_all else len(ids or []))
-            report = fetch_official(None if fetch_all else ids, base=base_url,
-                                    on_file=lambda i, status: bar.update(task, advance=1, description=i))
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    if source != "official":
+        raise EdgesrError(f"unknown weights source {source!r}; choose official")
+    if bool(ids) == fetch_all:
+        raise EdgesrError("name the model ids to fetch, or pass --all (not both)")
+    err_console.print(f"[yellow]license:[/yellow] {escape(LICENSE_NOTE)}", highlight=False, soft_wrap=True)
+    with Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  console=err_console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("", total=1185 if fetch_all else len(ids or []))
+        report = fetch_official(None if fetch_all else ids, base=base_url,
+                                on_file=lambda i, status: bar.update(task, advance=1, description=i))
     for message in report.failed.values():
         print_error(message)
     console.print(f"{len(report.fetched)} fetched ({report.bytes_downloaded} bytes), {len(report.cached)} already"
@@ -274,7 +343,7 @@ def weights_fetch_command(
         raise typer.Exit(code=1)
 
 
-@app.command("eval")
+@command("eval")
 def eval_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids; omit with --weights FOLDER to evaluate every id found there."),
     datasets: str = typer.Option("Set5,Set14", "--datasets", "-d", help="Comma-separated dataset names or folders of HR images."),
@@ -297,41 +366,39 @@ def eval_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgesr.evaluate import (compare_tables, count_images, evaluate, read_table, resolve_models,
-                                 table_columns, write_table)
+    from edgesr.evaluate import count_images, evaluate, resolve_models
+    from edgesr.results import (check_table_path, compare_tables, per_image_path, read_table, table_columns,
+                                write_per_image, write_table)
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     names = [d.strip() for d in datasets.split(",") if d.strip()]
-    try:
-        if not names:
-            raise EdgesrError("--datasets names no dataset")
-        if resize not in ("torch", "matlab"):
-            raise EdgesrError(f"unknown --resize {resize!r}; choose torch or matlab")
-        if output is not None and output.suffix.lower() not in (".json", ".csv"):
-            raise EdgesrError(f"{output}: results go to a .json or .csv file")
-        reference = read_table(compare) if compare is not None else None
-        entries = resolve_models(models or [], weights, scale)
-        if official:
-            from edgesr.evaluate import ModelEntry
-            from edgesr.official import official_files
+    if not names:
+        raise EdgesrError("--datasets names no dataset")
+    if resize not in ("torch", "matlab"):
+        raise EdgesrError(f"unknown --resize {resize!r}; choose torch or matlab")
+    if output is not None:
+        check_table_path(output)
+    reference = read_table(compare) if compare is not None else None
+    entries = resolve_models(models or [], weights, scale)
+    if official:
+        from edgesr.evaluate import ModelEntry
+        from edgesr.official import official_files
 
-            files = official_files([e.id for e in entries], weights)
-            entries = [ModelEntry(e.id, path) for e, path in zip(entries, files)]
-        total = len(entries) * count_images(names)
-        with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("eval", total=total)
-            result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
-                              save_images=save_images, lpips=lpips, backend=backend, precision=precision,
-                              progress=lambda n: bar.advance(task, n))
-        check_finite_table(result.table)
-        if output is not None:
-            write_table(result.table, output)
-            if per_image:
-                _write_per_image(result.per_image, output.with_name(f"{output.stem}.per_image.csv"))
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+        files = official_files([e.id for e in entries], weights)
+        entries = [ModelEntry(e.id, path) for e, path in zip(entries, files)]
+    total = len(entries) * count_images(names)
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("eval", total=total)
+        result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
+                          save_images=save_images, lpips=lpips, backend=backend, precision=precision,
+                          progress=lambda event: bar.advance(task, event.units))
+    check_finite_table(result.table)
+    if output is not None:
+        write_table(result.table, output)
+        if per_image:
+            write_per_image(result.per_image, per_image_path(output))
     for note in result.notes:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     columns = table_columns(result.table)
@@ -376,15 +443,7 @@ def _cell(column: str, value: object, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _write_per_image(rows: list[dict], path: Path) -> None:
-    from edgesr.atomic import write_text_atomic
-
-    lines = ["id,dataset,image,psnr,ssim"]
-    lines += [f"{r['id']},{r['dataset']},{r['image']},{r['psnr']!r},{r['ssim']!r}" for r in rows]
-    write_text_atomic(path, "\n".join(lines) + "\n")
-
-
-@app.command("bench")
+@command("bench")
 def bench_command(
     models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: the speed table's five); 'Bicubic' means Bicubic_s<scale>."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Only bench the models of this scale."),
@@ -403,7 +462,8 @@ def bench_command(
     precision: str = typer.Option("", "--precision", help="Also time the fused kernel at these reduced precisions in the same rounds, e.g. bf16,int8 (speed-up vs fp32 printed per model)."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
-    from edgesr.bench import GPU_BURST, bench, expand_models, write_rows
+    from edgesr.bench import GPU_BURST, bench, expand_models
+    from edgesr.results import check_table_path, write_table
 
     if pipeline == "video":
         _bench_video(expand_models(models or [], scale), threads, max(1, repeats), frames, backend, output)
@@ -415,23 +475,20 @@ def bench_command(
             raise ValueError
     except ValueError:
         raise fail(f"--size {size!r}: expected HxW, e.g. 1080x1920") from None
-    try:
-        if output is not None and output.suffix.lower() not in (".json", ".csv"):
-            raise EdgesrError(f"{output}: results go to a .json or .csv file")
-        ids = expand_models(models or [], scale)
-        weights = None
-        if official:
-            from edgesr.official import official_files
+    if output is not None:
+        check_table_path(output)
+    ids = expand_models(models or [], scale)
+    weights = None
+    if official:
+        from edgesr.official import official_files
 
-            weights = dict(zip(ids, official_files(ids)))
-        rows, info = bench(ids, backend=backend, device=check_device(device),
-                           threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
-                           pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights,
-                           precisions=[p.strip() for p in precision.split(",") if p.strip()])
-        if output is not None:
-            write_rows(rows, output)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+        weights = dict(zip(ids, official_files(ids)))
+    rows, info = bench(ids, backend=backend, device=check_device(device),
+                       threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
+                       pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights,
+                       precisions=[p.strip() for p in precision.split(",") if p.strip()])
+    if output is not None:
+        write_table(rows, output)
     for note in info["notes"]:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     dev = str(info["device"]).split(":")[0]
@@ -492,17 +549,15 @@ def _extra_cells(row: dict, dev: str, resident: bool, energy: bool) -> list[str]
 def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames: int, backend: str,
                  output: Optional[Path]) -> None:
     """`edgesr bench --pipeline video`: frames/s of the whole job against its stages alone."""
-    from edgesr.bench import bench_video, environment, write_rows
+    from edgesr.bench import bench_video, environment
+    from edgesr.results import check_table_path, write_table
 
-    if output is not None and output.suffix.lower() not in (".json", ".csv"):
-        raise fail(f"{output}: results go to a .json or .csv file")
-    try:
-        rows = {m: bench_video(m, frames=frames, threads=threads, repeats=min(repeats, 3), backend=backend)
-                for m in models}
-        if output is not None:
-            write_rows(rows, output)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    if output is not None:
+        check_table_path(output)
+    rows = {m: bench_video(m, frames=frames, threads=threads, repeats=min(repeats, 3), backend=backend)
+            for m in models}
+    if output is not None:
+        write_table(rows, output)
     table = Table("id", "input", "output", "frames", "fps", "fps upscale only", "fps decode+encode only",
                   "x slowest stage", "ceiling fps", "x ceiling", "CPU ms/frame", box=None)
     for model_id, row in rows.items():
@@ -520,7 +575,7 @@ def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames
                   " medians, interleaved" + (f"; rows written to {output}" if output else ""), highlight=False)
 
 
-@app.command("export")
+@command("export")
 def export_command(
     model: str = typer.Argument(..., help="Model id, e.g. eSR-TM_s2_K7_C16."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.onnx or .pt)."),
@@ -529,39 +584,37 @@ def export_command(
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
     official: bool = typer.Option(False, "--official", help=OFFICIAL_HELP),
     fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
-    color: bool = typer.Option(False, "--color", help="RGB uint8 (N, H, W, 3) in and out, Upscaler's colour handling inside."),
+    color: Optional[str] = typer.Option(None, "--color", help="RGB uint8 (N, H, W, 3) in and out with upscale's colour mode inside: ycbcr (model on luma, bicubic chroma) or rgb (model on each channel); default: the luma graph."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with the torch reference on random inputs."),
 ) -> None:
     """Export a model as ONNX (dynamic size; onnx.checker-validated) or TorchScript."""
-    from edgesr import export
+    from edgesr import export, export_check
     from edgesr.models import load_model
 
-    try:
-        if format not in ("onnx", "torchscript", "ncnn", "coreml", "tflite"):
-            raise EdgesrError(f"unknown export format {format!r}; choose onnx, torchscript, ncnn, coreml or tflite")
-        if format in ("ncnn", "coreml", "tflite") and (fp16 or color):
-            raise EdgesrError(f"--format {format} writes the float32 luma graph; --fp16 and --color are for onnx/torchscript")
-        if official:
-            from edgesr.official import official_files
+    if format not in ("onnx", "torchscript", "ncnn", "coreml", "tflite"):
+        raise EdgesrError(f"unknown export format {format!r}; choose onnx, torchscript, ncnn, coreml or tflite")
+    if format in ("ncnn", "coreml", "tflite") and (fp16 or color):
+        raise EdgesrError(f"--format {format} writes the float32 luma graph; --fp16 and --color are for onnx/torchscript")
+    if official:
+        from edgesr.official import official_files
 
-            weights = official_files([model], weights)[0]
-        module = load_model(model, weights)
-        if format in ("ncnn", "coreml", "tflite"):
-            console.print(_export_mobile(module, output, format, check, size), highlight=False, markup=False)
-            return
-        if format == "onnx":
-            path = export.export_onnx(module, output, fp16=fp16, color=color)
-            parity = export.onnx_parity if check else None
-        else:
-            path = export.export_torchscript(module, output, fp16=fp16, color=color)
-            parity = export.torchscript_parity if check else None
-        message = f"wrote {path} ({format}, {'RGB uint8' if color else 'luma'} graph{', fp16' if fp16 else ''})"
-        if parity is not None:
-            error = parity(module, path, fp16=fp16, color=color)
-            unit = " levels of 255" if color else ""
-            message += f"; max |difference| vs torch reference {error:.3g}{unit}"
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+        weights = official_files([model], weights)[0]
+    module = load_model(model, weights)
+    if format in ("ncnn", "coreml", "tflite"):
+        console.print(_export_mobile(module, output, format, check, size), highlight=False, markup=False)
+        return
+    if format == "onnx":
+        path = export.export_onnx(module, output, fp16=fp16, color=color)
+        parity = export_check.onnx_parity if check else None
+    else:
+        path = export.export_torchscript(module, output, fp16=fp16, color=color)
+        parity = export_check.torchscript_parity if check else None
+    message = (f"wrote {path} ({format}, {f'RGB uint8 (color {color})' if color else 'luma'} graph"
+               f"{', fp16' if fp16 else ''})")
+    if parity is not None:
+        error = parity(module, path, fp16=fp16, color=color)
+        unit = " levels of 255" if color else ""
+        message += f"; max |difference| vs torch reference {error:.3g}{unit}"
     console.print(message, highlight=False, markup=False)
 
 
@@ -595,7 +648,7 @@ def _export_mobile(module, output: Path, format: str, check: bool, size: str) ->
     return message
 
 
-@app.command("train")
+@command("train")
 def train_command(
     model: str = typer.Argument(..., help="Model id to train, e.g. eSR-TM_s2_K7_C16."),
     data: str = typer.Option("T91,General100", "--data", help="Comma-separated training sets (names or folders)."),
@@ -619,29 +672,25 @@ def train_command(
     """Train a model id on luma patches with the measured recipe; resumable."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgesr.train import TrainConfig, recipe_for, train
+    from edgesr.train import TrainConfig, train
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
-    try:
-        given = {"steps": steps, "batch_size": batch_size, "patch_size": patch_size, "lr": lr}
-        recipe = {**recipe_for(model), **{k: v for k, v in given.items() if v is not None}}
-        config = TrainConfig(model, data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
-                             pre_scale=pre_scale, seed=seed, val_every=val_every, device=check_device(device),
-                             amp=amp, threads=threads, **recipe)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(config.model_id, total=config.steps, loss=float("nan"), val="-")
+    config = TrainConfig.from_recipe(model, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
+                                     data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
+                                     pre_scale=pre_scale, seed=seed, val_every=val_every,
+                                     device=check_device(device), amp=amp, threads=threads)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(config.model_id, total=config.steps, loss=float("nan"), val="-")
 
-            def report(event: dict) -> None:
-                if "val_psnr" in event:
-                    bar.update(task, val=f"{event['val_psnr']:.3f} dB")
-                else:
-                    bar.update(task, completed=event["step"], loss=event["loss"])
+        def report(event: ProgressEvent) -> None:
+            if event.kind == "validated":
+                bar.update(task, val=f"{event.values['val_psnr']:.3f} dB")
+            elif event.kind == "step":
+                bar.update(task, completed=event.done, loss=event.values["loss"])
 
-            result = train(config, out=out, resume=resume, progress=report)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+        result = train(config, out=out, resume=resume, progress=report)
     record = result.record
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in record["val"].items())
     console.print(f"trained {record['id']} for {record['steps']} steps in {record['train_seconds']:.0f} s"
@@ -653,7 +702,7 @@ def train_command(
         raise typer.Exit(code=1)
 
 
-@app.command("search")
+@command("search")
 def search_command(
     ids: Optional[list[str]] = typer.Argument(None, help="Model ids (added to the other selections)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="paper: the paper's 1185 ids (the filters narrow it)."),
@@ -693,58 +742,55 @@ def search_command(
     from edgesr.search import SearchSettings, export_store, run_search, select_ids, with_bicubic
     from edgesr.search.console import SearchProgress
     from edgesr.search.grid import parse_values
-    from edgesr.search.runner import default_train_threads
+    from edgesr.search.settings import default_train_threads
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     try:
         out_h, out_w = (int(v) for v in bench_size.lower().split("x"))
     except ValueError:
         raise fail(f"--bench-size {bench_size!r}: expected HxW, e.g. 1080x1920") from None
-    try:
-        fields = {name: parse_values(text) for name, text in
-                  {"K": k, "C": c, "D": d, "S": s_width, "M": m}.items() if text is not None}
-        selected = select_ids(grid, split(family) if family else None, parse_values(scale) if scale else None,
-                              fields, ids or [], ids_file)
-        if not selected and export is None:
-            raise EdgesrError("no models selected: use --grid paper, filters (--family, --scale, --K, --C, ...),"
-                              " --ids FILE or ids")
-        if selected and bicubic:
-            selected = with_bicubic(selected)
-        if official and selected and not dry_run:
-            from edgesr.official import official_dir, official_files
+    fields = {name: parse_values(text) for name, text in
+              {"K": k, "C": c, "D": d, "S": s_width, "M": m}.items() if text is not None}
+    selected = select_ids(grid, split(family) if family else None, parse_values(scale) if scale else None,
+                          fields, ids or [], ids_file)
+    if not selected and export is None:
+        raise EdgesrError("no models selected: use --grid paper, filters (--family, --scale, --K, --C, ...),"
+                          " --ids FILE or ids")
+    if selected and bicubic:
+        selected = with_bicubic(selected)
+    if official and selected and not dry_run:
+        from edgesr.official import official_dir, official_files
 
-            official_files(selected, weights)  # every file there and intact before the run starts
-            weights = official_dir()
-        if dry_run:
-            console.print("\n".join(selected), highlight=False)
-            console.print(f"{len(selected)} ids", highlight=False)
-            return
-        if selected:
-            parallel = workers > 1 or executor == "ray"
-            settings = SearchSettings(split(datasets), split(train_data), steps=steps,
-                                      weights=str(weights) if weights else None, bench_size=(out_h, out_w),
-                                      bench_repeats=bench_repeats, device=check_device(device), threads=threads,
-                                      train_threads=train_threads or (default_train_threads(workers) if parallel
-                                                                      else None))
-            with SearchProgress(err_console) as progress:
-                report = run_search(selected, store, settings, executor=executor, workers=workers, address=address,
-                                    retry_failed=retry_failed, work_dir=work_dir, report=progress,
-                                    rebench=rebench)
-            console.print(f"{len(report.done)} done, {len(report.failed)} failed, {report.skipped_done} already"
-                          f" done, {report.skipped_failed} failed before (--retry-failed runs them) in"
-                          f" {report.seconds:.1f} s; store {store}", highlight=False, markup=False)
-        if export is not None:
-            path, rows = export_store(store, export)
-            console.print(f"wrote {rows} rows to {path}", highlight=False, markup=False)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+        official_files(selected, weights)  # every file there and intact before the run starts
+        weights = official_dir()
+    if dry_run:
+        console.print("\n".join(selected), highlight=False)
+        console.print(f"{len(selected)} ids", highlight=False)
+        return
+    if selected:
+        parallel = workers > 1 or executor == "ray"
+        settings = SearchSettings(split(datasets), split(train_data), steps=steps,
+                                  weights=str(weights) if weights else None, bench_size=(out_h, out_w),
+                                  bench_repeats=bench_repeats, device=check_device(device), threads=threads,
+                                  train_threads=train_threads or (default_train_threads(workers) if parallel
+                                                                  else None))
+        with SearchProgress(err_console) as progress:
+            report = run_search(selected, store, settings, executor=executor, workers=workers, address=address,
+                                retry_failed=retry_failed, work_dir=work_dir, report=progress,
+                                rebench=rebench)
+        console.print(f"{len(report.done)} done, {len(report.failed)} failed, {report.skipped_done} already"
+                      f" done, {report.skipped_failed} failed before (--retry-failed runs them) in"
+                      f" {report.seconds:.1f} s; store {store}", highlight=False, markup=False)
+    if export is not None:
+        path, rows = export_store(store, export)
+        console.print(f"wrote {rows} rows to {path}", highlight=False, markup=False)
     if selected and report.failed:
         for model_id, message in report.failed.items():
             print_error(f"{model_id}: {message}" if not message.startswith(model_id) else message)
         raise typer.Exit(code=1)
 
 
-@app.command("pareto")
+@command("pareto")
 def pareto_command(
     inputs: list[Path] = typer.Argument(..., help="Search stores (SQLite) and/or tables in the paper's format (.json/.csv)."),
     x: str = typer.Option("speed_cpu", "--x", help="Speed column; comma-separated: each input uses the first it has (e.g. speed_cpu,speed_MaxQ)."),
@@ -762,24 +808,21 @@ def pareto_command(
     from edgesr.search.pareto import analyse, fronts_table, load_sources
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
-    try:
-        analysis = analyse(load_sources(inputs), split(x), split(y), parse_values(scale) if scale else None)
-        if not analysis.panels:
-            raise EdgesrError("no rows with both axes to plot")
-        written = []
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                from edgesr.search.plots import write_pngs
+    analysis = analyse(load_sources(inputs), split(x), split(y), parse_values(scale) if scale else None)
+    if not analysis.panels:
+        raise EdgesrError("no rows with both axes to plot")
+    written = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            from edgesr.search.plots import write_pngs
 
-                written += write_pngs(analysis, out)
-            except EdgesrError as error:  # matplotlib missing: the page and data still get written
-                analysis.notes.append(f"no PNG: {error}")
-            written.append(write_html(analysis, out / "pareto.html"))
-            write_text_atomic(out / "fronts.json", json.dumps(fronts_table(analysis), indent=1) + "\n")
-            written.append(out / "fronts.json")
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+            written += write_pngs(analysis, out)
+        except EdgesrError as error:  # matplotlib missing: the page and data still get written
+            analysis.notes.append(f"no PNG: {error}")
+        written.append(write_html(analysis, out / "pareto.html"))
+        write_text_atomic(out / "fronts.json", json.dumps(fronts_table(analysis), indent=1) + "\n")
+        written.append(out / "fronts.json")
     for table in front_tables(analysis):
         console.print(table)
     for note in analysis.notes:
@@ -788,7 +831,7 @@ def pareto_command(
         console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, markup=False)
 
 
-@app.command("explain")
+@command("explain")
 def explain_command(
     model: str = typer.Argument(..., help="Model id (eSR-MAX/TM/TR: filters and maps; eSR-CNN: maps)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
@@ -796,12 +839,9 @@ def explain_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (PNG files, orientation.csv, index.html)."),
 ) -> None:
     """Show what a model learned: filters per channel and phase, spectra, directions, template maps."""
-    from edgesr.explain import explain
+    from edgesr.explain_views import explain
 
-    try:
-        report = explain(model, out, weights=weights, image=image)
-    except EdgesrError as error:
-        raise fail(str(error)) from None
+    report = explain(model, out, weights=weights, image=image)
     console.print(f"wrote {len(report.files)} files and {report.index}", highlight=False, markup=False)
 
 

@@ -47,9 +47,9 @@ from edgesr.imaging import (
 )
 from edgesr.metrics import LumaTarget
 from edgesr.models import ModelSpec, count_parameters, load_model
+from edgesr.progress import Progress, Reporter
 from edgesr.resize import downscale, imresize
-
-WEIGHT_FILE_SUFFIXES = (".model", ".safetensors")
+from edgesr.weights import weight_files
 
 
 # --- protocols ---------------------------------------------------------------------------------
@@ -263,23 +263,14 @@ class ModelEntry:
 
 
 def find_weight_files(folder: str | os.PathLike) -> dict[str, Path]:
-    """``<id>.model`` / ``<id>.safetensors`` files of a folder, keyed by id (valid ids only).
-
-    When both exist for an id, the edgesr ``.safetensors`` file wins.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise EdgesrError(f"{folder}: not a folder of weight files")
+    """The weight files of a folder (`edgesr.weights.weight_files`) whose names are model ids,
+    keyed by id; when one id has several, the edgesr ``.safetensors`` file wins."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix not in WEIGHT_FILE_SUFFIXES or not path.is_file():
-            continue
+    for name, path in weight_files(folder).items():
         try:
-            model_id = ModelSpec.parse(path.stem).id
+            found[ModelSpec.parse(name).id] = path
         except EdgesrError:
             continue
-        if model_id not in found or path.suffix == ".safetensors":
-            found[model_id] = path
     return found
 
 
@@ -298,7 +289,7 @@ def resolve_models(ids: Sequence[str], weights: str | os.PathLike | None = None,
         found = find_weight_files(weights)
         if not ids:
             if not found:
-                raise EdgesrError(f"{weights}: no <id>.model or <id>.safetensors files")
+                raise EdgesrError(f"{weights}: no <id>.safetensors, <id>.model, .pt or .pth files")
             entries = [ModelEntry(i, p) for i, p in found.items()]
         else:
             for model_id in ids:
@@ -406,7 +397,7 @@ class EvalResult:
 def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.PathLike],
              protocol: str | Protocol = "paper", resize: str = DEFAULT_RESIZE,
              per_image: bool = False, save_images: str | os.PathLike | None = None,
-             lpips: bool = False, progress: Callable[[int], None] | None = None,
+             lpips: bool = False, progress: Reporter | None = None,
              backend: str = "auto", precision: str = "fp32") -> EvalResult:
     """Evaluate models on benchmark sets with the given protocol.
 
@@ -424,7 +415,8 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
         save_images: folder to write each output to, as ``<id>/<set>/<image>.png`` (8-bit colour:
             model luma with bicubic-upscaled LR chroma; gray files stay gray).
         lpips: add ``lpips_<set>`` columns when LPIPS can run locally (otherwise a note says why).
-        progress: called with the number of (model, image) evaluations just done.
+        progress: `edgesr.progress` reporter: "advance" events counting (model, image)
+            evaluations (`count_images` x models in all; skipped images count as done).
         backend: "auto" (default) uses the fused
             C kernel (`edgesr.engine`) for one-layer models when it compiles and passes its
             self-check, with the same zero-padded borders (outputs equal within ~1e-6; measured
@@ -487,7 +479,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
                                 lp = _lpips_on(lpips_fn, sr_rgb, image, scale)
                         scores.setdefault((entry.id, name), []).append((index + k, image.name, *value, lp))
                         if progress is not None:
-                            progress(1)
+                            progress(Progress("eval", "advance", entry.id, units=1))
                 index += len(batch)
             _report_skipped(result, name, scale, index, skipped, progress, len(group))
     for entry, model in built:
@@ -508,12 +500,12 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
 
 
 def _report_skipped(result: EvalResult, name: str, scale: int, used: int, skipped: list[str],
-                    progress: Callable[[int], None] | None, models: int) -> None:
+                    progress: Reporter | None, models: int) -> None:
     """Record a set's skipped images once (not per scale) and say what its scores are over."""
     new = [reason for reason in skipped if reason not in result.skipped]
     result.skipped += new
     if progress is not None and skipped:
-        progress(len(skipped) * models)  # the bar counted these (model, image) pairs
+        progress(Progress("eval", "advance", name, units=len(skipped) * models))  # the bar counted these pairs
     if skipped:
         result.notes.append(f"{name} x{scale}: scores over {used} of {used + len(skipped)} images"
                             f" ({len(skipped)} skipped)")
@@ -562,89 +554,3 @@ def _lpips_on(fn: Callable[[np.ndarray, np.ndarray], float], sr: np.ndarray, ima
     if hr.ndim == 2:
         hr, sr = np.repeat(hr[..., None], 3, -1), np.repeat(sr[..., None], 3, -1)
     return fn(np.clip(sr, 0, 255), hr)
-
-
-# --- tables ------------------------------------------------------------------------------------
-
-def compare_tables(ours: dict[str, dict[str, float]], reference: dict[str, dict[str, float]]
-                   ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Differences ours - reference for the ids and numeric columns both tables have.
-
-    Returns the per-id deltas and, per column, the mean absolute delta.
-    """
-    deltas: dict[str, dict[str, float]] = {}
-    for model_id, row in ours.items():
-        if model_id not in reference:
-            continue
-        ref = reference[model_id]
-        deltas[model_id] = {c: float(v) - float(ref[c]) for c, v in row.items()
-                            if c in ref and isinstance(ref[c], (int, float)) and c != "parameters"}
-    columns = [c for c in table_columns(ours) if any(c in d for d in deltas.values())]
-    means = {c: float(np.mean([abs(d[c]) for d in deltas.values() if c in d])) for c in columns}
-    return deltas, means
-
-
-def table_columns(table: dict[str, dict[str, float]]) -> list[str]:
-    """The columns of a table in the paper's order: per set psnr, ssim (, lpips), then the rest."""
-    seen: list[str] = []
-    for row in table.values():
-        for column in row:
-            if column not in seen:
-                seen.append(column)
-    return seen
-
-
-def table_to_csv(table: dict[str, dict[str, float]]) -> str:
-    """One line per id: ``id,<columns...>``."""
-    columns = table_columns(table)
-    lines = [",".join(["id", *columns])]
-    for model_id, row in table.items():
-        lines.append(",".join([model_id, *(_format_cell(row.get(c)) for c in columns)]))
-    return "\n".join(lines) + "\n"
-
-
-def _format_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def read_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """Read a results table written as JSON (``{id: {column: value}}``) or CSV."""
-    import csv
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise EdgesrError(f"{path}: no such results table")
-    try:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            return {r.pop("id"): {k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows}
-        table = json.loads(path.read_text())
-    except (ValueError, KeyError) as error:
-        raise EdgesrError(f"{path}: not a results table ({error})") from None
-    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
-        raise EdgesrError(f"{path}: not a results table of the form {{id: {{column: value}}}}")
-    return table
-
-
-def write_table(table: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
-    """Write a table atomically: ``.json`` as ``{id: {column: value}}``, ``.csv`` one row per id."""
-    import json
-
-    from edgesr.atomic import write_text_atomic
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(table, indent=1) + "\n"
-    elif suffix == ".csv":
-        text = table_to_csv(table)
-    else:
-        raise EdgesrError(f"{path}: results go to a .json or .csv file")
-    write_text_atomic(path, text)
-    return path

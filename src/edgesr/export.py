@@ -6,15 +6,19 @@ Two graphs, both with dynamic batch, height and width:
   ((Y - 16) / 219 of studio-range Y) -> output ``hr`` (N, 1, sH, sW), the raw model output
   (unclipped, the model's own zero padding at the borders). This is what the ``onnxruntime``
   backend runs; float16 I/O with ``fp16=True``.
-* **color** (``color=True`` or ``"uint8"``; ``"float"``): input ``rgb`` (N, H, W, 3) uint8
-  (or float32 in 0..255) -> ``rgb_hr`` (N, sH, sW, 3) of the same dtype, with `edgesr.Upscaler`'s
-  ycbcr path inside: BT.601 Y through the model with edge-replicated borders, Cb/Cr by bicubic,
-  back to RGB, clipped (and rounded for uint8). Drop-in for an image or video frame pipeline.
+* **colour** (``color="ycbcr"`` or ``"rgb"``, the same two meanings as `edgesr.Upscaler`'s
+  ``color``): input ``rgb`` (N, H, W, 3) uint8 (``pixels="uint8"``, the default; or float32 in
+  0..255 with ``pixels="float"``) -> ``rgb_hr`` (N, sH, sW, 3) of the same dtype, with
+  `edgesr.Upscaler`'s path inside and edge-replicated borders: "ycbcr" sends BT.601 Y through
+  the model and Cb/Cr through bicubic; "rgb" sends every channel through the model. Clipped
+  (and rounded for uint8). Drop-in for an image or video frame pipeline.
 
->>> from edgesr import create_model
->>> export_onnx(create_model("eSR-MAX_s2_K3_C2"), "esr.onnx")        # doctest: +SKIP
->>> onnx_parity(create_model("eSR-MAX_s2_K3_C2"), "esr.onnx") < 1e-5  # doctest: +SKIP
-True
+Every entry point takes a model id (the shipped weights, or ``weights=FILE``) or a module.
+
+>>> export_onnx("eSR-MAX_s2_K3_C2", "esr.onnx")                      # doctest: +SKIP
+
+`edgesr.export_check` compares a written file with the torch reference (`Upscaler` for colour
+graphs); it lives apart so that the engine's onnxruntime backend can use this module.
 
 Needs the ``onnx`` extra (``pip install edgesr[onnx]``: onnx, onnxruntime) for ONNX.
 """
@@ -27,7 +31,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,27 +38,35 @@ from torch import nn
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
 from edgesr.imaging import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
-from edgesr.models import context_pixels
-from edgesr.models.classic import bicubic_kernel, polyphase_weights
+from edgesr.models import ModelSpec, context_pixels, load_model
+from edgesr.models.classic import Bicubic, bicubic_kernel, polyphase_weights
 
 OPSET = 17
-COLOR_MODES = ("uint8", "float")
+#: What ``color`` may be: None (the luma graph) or one of `edgesr.Upscaler`'s colour modes.
+COLOR_MODES = ("ycbcr", "rgb")
+#: Pixel types of the colour graphs' input and output.
+PIXEL_TYPES = ("uint8", "float")
+
+ModelLike = str | ModelSpec | nn.Module
 
 
-def _require(package: str):  # noqa: ANN202
+def require_package(package: str):  # noqa: ANN202
     try:
         return __import__(package)
     except ImportError:
         raise EdgesrError(f"{package} is not installed; pip install 'edgesr[onnx]'") from None
 
 
-def _color_mode(color: bool | str) -> str | None:
-    if color is False or color is None:
+def color_mode(color: str | None, pixels: str = "uint8") -> tuple[str, str] | None:
+    """(colour mode, pixel type) of a colour graph, or None for the luma graph."""
+    if color is None:
         return None
-    mode = "uint8" if color is True else str(color)
-    if mode not in COLOR_MODES:
-        raise EdgesrError(f"unknown color graph {color!r}; choose uint8 or float")
-    return mode
+    if color not in COLOR_MODES:
+        raise EdgesrError(f"unknown color {color!r}; choose ycbcr or rgb (as Upscaler), or None for the"
+                          " luma graph")
+    if pixels not in PIXEL_TYPES:
+        raise EdgesrError(f"unknown pixels {pixels!r}; choose uint8 or float")
+    return color, pixels
 
 
 def _crop(x: torch.Tensor, edge: int) -> torch.Tensor:
@@ -63,17 +74,18 @@ def _crop(x: torch.Tensor, edge: int) -> torch.Tensor:
 
 
 class ColorUpscaler(nn.Module):
-    """RGB in, RGB out: `edgesr.Upscaler`'s ycbcr path (replicate border) as one traceable module.
+    """RGB in, RGB out: `edgesr.Upscaler`'s ``color`` path (replicate border) as one traceable module.
 
     Input (N, H, W, 3) uint8 or float 0..255; output (N, sH, sW, 3), uint8 rounded or float
-    clipped to 0..255. The model runs in ``model``'s dtype (float16 with ``half()``), colour maths
-    in float32.
+    clipped to 0..255. ``color="ycbcr"``: luma through the model, chroma by bicubic; ``"rgb"``:
+    each channel through the model as x/255. The model runs in ``model``'s dtype (float16 with
+    ``half()``), colour maths in float32.
     """
 
     def __init__(self, model: nn.Module, output_uint8: bool = True,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, color: str = "ycbcr") -> None:
         super().__init__()
-        self.model, self.output_uint8, self.dtype = model, output_uint8, dtype
+        self.model, self.output_uint8, self.dtype, self.color = model, output_uint8, dtype, color
         self.scale = model.spec.scale
         self.context = context_pixels(model.spec)
         weight, (before, after) = polyphase_weights(bicubic_kernel(self.scale), self.scale)
@@ -85,12 +97,22 @@ class ColorUpscaler(nn.Module):
         self.register_buffer("offset", torch.tensor(YCBCR_OFFSET, dtype=torch.float32))
         self.register_buffer("to_rgb", torch.tensor(YCBCR_TO_RGB.T, dtype=torch.float32))
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        ycbcr = (rgb.float() @ self.to_ycbcr + self.offset).permute(0, 3, 1, 2)  # (N, 3, H, W)
-        y = (ycbcr[:, :1] - 16.0) / 219.0
+    def _through_model(self, planes: torch.Tensor) -> torch.Tensor:
+        """(P, 1, H, W) float32 in the model's 0..1 scale -> (P, 1, sH, sW) clipped to 0..1."""
         c, s = self.context, self.scale
-        y = self.model(F.pad(y, (c, c, c, c), mode="replicate").to(self.dtype)).float()
-        y = 16.0 + 219.0 * _crop(y, c * s).clamp(0.0, 1.0)
+        out = self.model(F.pad(planes, (c, c, c, c), mode="replicate").to(self.dtype)).float()
+        return _crop(out, c * s).clamp(0.0, 1.0)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        if self.color == "rgb":
+            n, h, w, _ = rgb.shape
+            planes = rgb.float().permute(0, 3, 1, 2).reshape(-1, 1, h, w) / 255.0
+            out = 255.0 * self._through_model(planes)
+            out = out.reshape(n, 3, h * self.scale, w * self.scale).permute(0, 2, 3, 1)
+            return torch.round(out).to(torch.uint8) if self.output_uint8 else out
+        ycbcr = (rgb.float() @ self.to_ycbcr + self.offset).permute(0, 3, 1, 2)  # (N, 3, H, W)
+        s = self.scale
+        y = 16.0 + 219.0 * self._through_model((ycbcr[:, :1] - 16.0) / 219.0)
         p = self.chroma_pad
         chroma = F.conv2d(F.pad(ycbcr[:, 1:], (p, p, p, p), mode="replicate"), self.chroma_weight, groups=2)
         chroma = F.pixel_shuffle(chroma, s)  # the replicate pad is exactly the support: no crop
@@ -114,21 +136,21 @@ class _FixedBicubic(nn.Module):
         return F.pixel_shuffle(F.conv2d(x, self.weight.to(x.dtype)), self.scale)
 
 
-def _graph(model: nn.Module, fp16: bool, color: str | None) -> tuple[nn.Module, torch.Tensor, str, str]:
+def _graph(model: nn.Module, fp16: bool, mode: tuple[str, str] | None
+           ) -> tuple[nn.Module, torch.Tensor, str, str]:
     """(module to trace, example input, input name, output name)."""
-    if not hasattr(model, "spec"):
-        raise EdgesrError("export needs a model from edgesr.create_model (it has no .spec)")
     model = copy.deepcopy(model).float().eval()
-    if model.spec.family == "Bicubic":
+    if isinstance(model, Bicubic):
         model = _FixedBicubic(model)
     if fp16:
         model = model.half()
-    if color is None:
+    if mode is None:
         return model, torch.rand(1, 1, 24, 20, dtype=torch.float16 if fp16 else torch.float32), "lr", "hr"
+    color, pixels = mode
     example = torch.randint(0, 256, (1, 24, 20, 3), dtype=torch.uint8)
     dtype = torch.float16 if fp16 else torch.float32
-    example = example if color == "uint8" else example.float()
-    return ColorUpscaler(model, color == "uint8", dtype).eval(), example, "rgb", "rgb_hr"
+    example = example if pixels == "uint8" else example.float()
+    return ColorUpscaler(model, pixels == "uint8", dtype, color).eval(), example, "rgb", "rgb_hr"
 
 
 def _torch_onnx_export(module: nn.Module, example: torch.Tensor, target: Path, names: tuple[str, str],
@@ -142,19 +164,22 @@ def _torch_onnx_export(module: nn.Module, example: torch.Tensor, target: Path, n
         torch.onnx.export(module, (example,), str(target), **kwargs)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, fp16: bool = False, color: bool | str = False,
-                check: bool = True) -> Path:
+def export_onnx(model: ModelLike, path: str | os.PathLike, fp16: bool = False, color: str | None = None,
+                check: bool = True, weights: str | os.PathLike | None = None, pixels: str = "uint8") -> Path:
     """Write ``model`` as an ONNX graph (opset 17, dynamic N/H/W) to ``path``, atomically.
 
     Args:
-        model: a module from `edgesr.create_model` (weights loaded as wanted).
+        model: a model id (its shipped weights, or ``weights``) or a module from `create_model`.
         fp16: store weights and run the model in float16 (luma graph: float16 input and output).
-        color: False for the luma graph; True/"uint8" or "float" for the RGB graph (module notes).
+        color: None for the luma graph; "ycbcr" or "rgb" for the RGB graph (`Upscaler`'s modes).
         check: validate with ``onnx.checker`` (full check, with shape inference).
+        weights: weight file for an id.
+        pixels: colour graphs' pixel type, "uint8" or "float" (0..255).
     Returns:
         the written path.
     """
-    mode = _color_mode(color)
+    model = load_model(model, weights)
+    mode = color_mode(color, pixels)
     module, example, name_in, name_out = _graph(model, fp16, mode)
     h, w = (2, 3) if mode is None else (1, 2)  # NCHW luma planes, NHWC RGB images
     axes = {name_in: {0: "batch", h: "height", w: "width"},
@@ -163,7 +188,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, fp16: bool = False, c
     with atomic_path(path) as tmp:
         _torch_onnx_export(module, example, tmp, (name_in, name_out), axes)
         if check:
-            onnx = _require("onnx")
+            onnx = require_package("onnx")
             try:
                 onnx.checker.check_model(str(tmp), full_check=True)
             except onnx.checker.ValidationError as error:
@@ -171,7 +196,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, fp16: bool = False, c
     return path
 
 
-def onnx_bytes(model: nn.Module, fp16: bool = False, color: bool | str = False) -> bytes:
+def onnx_bytes(model: ModelLike, fp16: bool = False, color: str | None = None) -> bytes:
     """The ONNX graph of `export_onnx` as bytes (for an in-memory onnxruntime session)."""
     import tempfile
 
@@ -181,13 +206,15 @@ def onnx_bytes(model: nn.Module, fp16: bool = False, color: bool | str = False) 
         return target.read_bytes()
 
 
-def export_torchscript(model: nn.Module, path: str | os.PathLike, fp16: bool = False,
-                       color: bool | str = False) -> Path:
+def export_torchscript(model: ModelLike, path: str | os.PathLike, fp16: bool = False,
+                       color: str | None = None, weights: str | os.PathLike | None = None,
+                       pixels: str = "uint8") -> Path:
     """Write a traced, frozen TorchScript module (same inputs/outputs as the ONNX graphs).
 
     Load it anywhere with ``torch.jit.load(path)`` (Python) or ``torch::jit::load`` (C++).
     """
-    mode = _color_mode(color)
+    model = load_model(model, weights)
+    mode = color_mode(color, pixels)
     module, example, _, _ = _graph(model, fp16, mode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -199,64 +226,3 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, fp16: bool = F
     with atomic_path(path) as tmp:
         frozen.save(str(tmp))
     return path
-
-
-def _random_input(color: str | None, fp16: bool, seed: int, size: tuple[int, int]) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    if color is None:
-        return torch.rand(2, 1, *size, generator=generator).to(torch.float16 if fp16 else torch.float32)
-    rgb = torch.randint(0, 256, (2, *size, 3), generator=generator, dtype=torch.uint8)
-    return rgb if color == "uint8" else rgb.float()
-
-
-def reference_output(model: nn.Module, x: torch.Tensor, color: str | None) -> np.ndarray:
-    """What an exported graph must give for input ``x``: the torch model, or `Upscaler` (color)."""
-    from edgesr.engine import Upscaler
-
-    if color is None:
-        with torch.inference_mode():
-            return model.float()(x.float()).numpy()
-    upscaler = Upscaler(model, border="replicate", color="ycbcr", tile=0)
-    frames = [upscaler.upscale(frame.numpy().round().clip(0, 255).astype(np.uint8)) for frame in x]
-    return np.stack(frames).astype(np.float32 if color == "float" else np.uint8)
-
-
-def onnx_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = False, color: bool | str = False,
-                size: tuple[int, int] = (37, 29), seed: int = 0) -> float:
-    """Largest absolute difference between onnxruntime on ``path`` and the torch reference.
-
-    Luma graph: vs ``model`` on random (2, 1, H, W) inputs in 0..1 (expect <= 1e-5 in float32).
-    Colour graph: vs `Upscaler.upscale` on random uint8 images, in 0..255 levels (float32 colour
-    maths inside the graph against float64 in `Upscaler`: expect <= 1 level).
-    """
-    ort = _require("onnxruntime")
-    mode = _color_mode(color)
-    x = _random_input(mode, fp16, seed, size)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    want = reference_output(copy.deepcopy(model), x, mode)
-    if got.shape != want.shape:
-        raise EdgesrError(f"{path}: output shape {got.shape}, reference {want.shape}")
-    return max_difference(got, want, path)
-
-
-def max_difference(got: np.ndarray, want: np.ndarray, path: str | os.PathLike) -> float:
-    """Largest |got - want|; a NaN or infinity on either side is an error, never a parity figure."""
-    if not (np.isfinite(got).all() and np.isfinite(want).all()):
-        raise EdgesrError(f"{path}: the exported model or its torch reference gives NaN or infinite"
-                          " outputs (fp16 overflow or broken weights); parity not established")
-    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
-
-
-def torchscript_parity(model: nn.Module, path: str | os.PathLike, fp16: bool = False,
-                       color: bool | str = False, size: tuple[int, int] = (37, 29), seed: int = 0) -> float:
-    """`onnx_parity` for a TorchScript file written by `export_torchscript`."""
-    mode = _color_mode(color)
-    x = _random_input(mode, fp16, seed, size)
-    loaded = torch.jit.load(str(path))
-    with torch.inference_mode():
-        got = loaded(x).numpy()
-    want = reference_output(copy.deepcopy(model), x, mode)
-    return max_difference(got, want, path)

@@ -40,7 +40,7 @@ from torch import nn
 
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
-from edgesr.export import max_difference
+from edgesr.export_check import max_difference
 
 FORMATS = ("ncnn", "coreml", "tflite")
 TFLITE_SIZE = (540, 960)

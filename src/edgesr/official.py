@@ -181,7 +181,7 @@ def _fetch_one(entry: OfficialFile, dest: Path, base: str | None, report: FetchR
     before = part.stat().st_size if part.is_file() else 0
     url = file_url(entry.model_id, base)
     try:
-        download(url, dest, sha256=entry.sha256, progress=False, retries=retries, timeout=timeout,
+        download(url, dest, sha256=entry.sha256, retries=retries, timeout=timeout,
                  backoff=backoff)
     except DownloadError as error:
         report.failed[entry.model_id] = str(error)

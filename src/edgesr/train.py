@@ -27,7 +27,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -38,8 +38,8 @@ from torch.nn.utils import parametrize
 
 from edgesr.atomic import atomic_path, write_text_atomic
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec, create_model
-from edgesr.models.spec import ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, create_model, family_of
+from edgesr.progress import Progress, Reporter
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
 from edgesr.weights import save_weights
@@ -57,17 +57,17 @@ RECIPES = {
 
 
 def recipe_kind(model_id: str) -> str:
-    """The `RECIPES` key of an id: "one_layer" for eSR-MAX/TM/TR, "esr_cnn" for eSR-CNN and
-    "deep" for ESPCN and FSRCNN."""
-    family = ModelSpec.parse(model_id).family
-    if family in ONE_LAYER_FAMILIES:
-        return "one_layer"
-    return "esr_cnn" if family == "eSR-CNN" else "deep"
+    """The `RECIPES` key of an id (its family's `Family.recipe`): "one_layer" for eSR-MAX/TM/TR,
+    "esr_cnn" for eSR-CNN and "deep" for ESPCN and FSRCNN."""
+    kind = family_of(model_id).recipe
+    if kind is None:
+        raise EdgesrError(f"{model_id} has no trainable weights (a fixed kernel)")
+    return kind
 
 
 def recipe_kinds(model_ids: Iterable[str]) -> set[str]:
     """The `RECIPES` keys that train these ids (Bicubic, a fixed kernel, needs none)."""
-    return {recipe_kind(i) for i in model_ids if ModelSpec.parse(i).family != "Bicubic"}
+    return {recipe_kind(i) for i in model_ids if family_of(i).learned}
 
 
 def recipe_for(model_id: str) -> dict:
@@ -99,7 +99,11 @@ class TrainConfig:
             eSR-MAX/TM/TR), "bicubic" (`edgesr.warm_start`, ESPCN and eSR-CNN only) or "auto"
             (bicubic where supported, else paper).
         pre_scale: shrink training images first (e.g. 0.75 against JPEG artefacts).
-        degrade: LR degradation, "matlab" (as evaluation) or "torch".
+        degrade: LR degradation of the training pairs: "matlab" (`edgesr.resize.imresize`, what the
+            shipped weights were trained with) or "torch" (antialiased bicubic). Evaluation and
+            validation default to "torch" (`edgesr.evaluate.DEFAULT_RESIZE`, the protocol that
+            reproduces the paper's table); scored on "matlab" LR instead, the shipped models lose
+            0.001-0.021 dB (README, Training).
         seed: fixes initialisation, batches and everything else.
         val_every: steps between validations and checkpoints.
         device: "cpu", "cuda" or "auto".
@@ -138,13 +142,13 @@ class TrainConfig:
             raise EdgesrError(f"sampling must be auto, pixels or patches, got {self.sampling!r}")
         if self.sampling == "pixels" and not self._family_is_one_layer():
             raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
-        family = ModelSpec.parse(self.model_id).family
+        family = family_of(self.model_id)
         if self.init not in ("auto", "paper", "bicubic"):
             raise EdgesrError(f"init must be auto, paper or bicubic, got {self.init!r}")
-        if self.init == "bicubic" and family not in BICUBIC_START:
+        if self.init == "bicubic" and not family.bicubic_start:
             raise EdgesrError(f"{self.model_id}: the bicubic start supports {', '.join(BICUBIC_START)} only")
         if self.init == "auto":  # record the effective value, like batch_size
-            self.init = "bicubic" if family in BICUBIC_START else "paper"
+            self.init = "bicubic" if family.bicubic_start else "paper"
         if self.batch_size is None:  # record the effective value, so equal runs compare equal
             self.batch_size = 8192 if self.pixel_sampling else 32
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:
@@ -152,16 +156,27 @@ class TrainConfig:
         if self.batch_size < 1 or self.patch_size < 1:
             raise EdgesrError(f"--batch-size ({self.batch_size}) and --patch-size ({self.patch_size})"
                               " must be positive")
-        if ModelSpec.parse(self.model_id).family == "Bicubic":
+        if not family.learned:
             raise EdgesrError(f"{self.model_id} has no trainable weights (a fixed bicubic kernel)")
 
     def _family_is_one_layer(self) -> bool:
-        return ModelSpec.parse(self.model_id).family in ONE_LAYER_FAMILIES
+        return family_of(self.model_id).pixel_training
 
     @property
     def pixel_sampling(self) -> bool:
         """Train on independent pixels (one GEMM per step) rather than on patches."""
         return self.sampling == "pixels" or (self.sampling == "auto" and self._family_is_one_layer())
+
+    @classmethod
+    def from_recipe(cls, model_id: str, **overrides: object) -> TrainConfig:
+        """The measured recipe of an id (`recipe_for`) with ``overrides`` on top; an override of
+        None keeps the recipe's value (what an unset command-line option passes).
+
+        >>> TrainConfig.from_recipe("eSR-TM_s2_K7_C16", steps=50, lr=None).lr
+        0.003
+        """
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(model_id, **{**recipe_for(model_id), **given})
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -269,15 +284,16 @@ def output_paths(out: Path, model_id: str) -> dict[str, Path]:
 
 
 def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = False,
-          progress: Callable[[dict], None] | None = None) -> TrainResult:
+          progress: Reporter | None = None) -> TrainResult:
     """Train ``config.model_id``; write weights, best weights, a JSON sidecar and a checkpoint.
 
     Args:
         config: the run's `TrainConfig`.
         out: output folder (created).
         resume: continue from ``<out>/<id>.ckpt.pt``; the config must match the checkpoint's.
-        progress: called after every step with {"step", "loss", "lr"} and, after validations,
-            {"val_psnr"}.
+        progress: `edgesr.progress` reporter: a "step" event after every step (``done`` of
+            ``total`` steps, values loss and lr) and a "validated" one after each validation
+            (values: the scores and ``val_psnr``, their mean PSNR).
     Returns:
         a `TrainResult`; ``<id>.safetensors`` holds the last step's weights (not selected on the
         validation set), ``<id>.best.safetensors`` the best validated ones.
@@ -368,14 +384,16 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             scaler.update()
             state["step"] = step + 1
             if progress:
-                progress({"step": step + 1, "loss": loss.item(), "lr": optimiser.param_groups[0]["lr"]})
+                progress(Progress("train", "step", config.model_id, done=step + 1, total=config.steps,
+                                  values={"loss": loss.item(), "lr": optimiser.param_groups[0]["lr"]}))
             if state["step"] % config.val_every == 0 or state["step"] == config.steps:
                 with fp32:
                     last_val = _validate(model, config)
                 entry = {"step": state["step"], "loss": loss.item(), **last_val}
                 state["history"].append(entry)
                 if progress:
-                    progress({"step": state["step"], "val_psnr": _mean_psnr(last_val)})
+                    progress(Progress("train", "validated", config.model_id, done=state["step"], total=config.steps,
+                                      values={**last_val, "val_psnr": _mean_psnr(last_val)}))
                 if _mean_psnr(last_val) > state["best_psnr"]:
                     state["best_psnr"] = _mean_psnr(last_val)
                     _save_plain(model, paths["best"], config, state, last_val)

@@ -13,12 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from edgesr.errors import EdgesrError, per_file
 from edgesr.imaging import is_image_path, read_image, write_image
+from edgesr.progress import Progress, Reporter, ignore
 from edgesr.stages import run_stages
 from edgesr.video import is_video_path
 
@@ -134,32 +131,29 @@ def plan_outputs(paths: list[Path], output: Path, suffix: str | None = None) -> 
 def upscale_files(inputs: list[str], output: Path, model: str | None = None, scale: int | None = None,
                   weights: Path | None = None, device: str = "cpu", dtype: str = "float32",
                   color: str = "ycbcr", max_pixels: int | None = None,
-                  console: Console | None = None, tile: int | None = None,
+                  progress: Reporter | None = None, tile: int | None = None,
                   backend: str = "auto", video_codec: str | None = None,
-                  video_options: dict[str, str] | None = None, verbose: bool = False,
+                  video_options: dict[str, str] | None = None,
                   image_format: str | None = None, precision: str = "fp32") -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
     ``video_options`` choose the encoder); ``tile`` is the `Upscaler`'s seam-free tile size (None:
-    only when the memory budget needs it); ``verbose`` prints each file's read, upscale and write
-    times; ``image_format`` ("png", "jpg", ...) converts the images of a folder output. ``scale``
+    only when the memory budget needs it); ``progress`` (`edgesr.progress`) gets "start" (``total``
+    files), a "finished" event per file (``units`` 1; ``values``: source, target, in_size,
+    out_size and the read/upscale/write seconds, or its ``error``; a video's: frames, fps, codec,
+    audio, seconds) and the videos' own frame events; ``image_format`` ("png", "jpg", ...) converts the images of a folder output. ``scale``
     picks the default model; with ``model`` it must agree with the id's scale.
     """
     from edgesr.engine import Upscaler
     from edgesr.imaging import MAX_PIXELS
-    from edgesr.weights import shipped_manifest
 
     started = time.perf_counter()
     model_id = resolve_model_id(model, scale)
     check_tile(tile)
     check_output_name(Path(output))
-    pretrained = weights is None and model_id in shipped_manifest()["models"]
-    if weights is None and not pretrained and not model_id.startswith("Bicubic_"):
-        raise EdgesrError(f"{model_id}: no shipped weights for this id; pass --weights FILE"
-                          f" (shipped: {', '.join(sorted(shipped_manifest()['models'])) or 'none'})")
-    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, pretrained=pretrained, device=device,
-                        dtype=dtype, color=color, tile=tile, backend=backend, precision=precision)
+    upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device, dtype=dtype,
+                        color=color, tile=tile, backend=backend, precision=precision)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     suffix = None
@@ -174,69 +168,64 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
         except OSError as error:
             raise EdgesrError(f"{output}: cannot create output folder ({error.strerror})") from None
     input_set = {p.resolve() for p in paths}
-    console = console or Console()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    report_progress = progress or ignore
     images = [(s, t) for s, t in plan if not (is_video_path(s) or is_video_path(t))]
     videos = [(s, t) for s, t in plan if is_video_path(s) or is_video_path(t)]
-    with Progress(*columns, console=console, transient=True, disable=not plan) as progress:
-        task = progress.add_task("upscaling", total=len(plan))
-        stages = report.stage_seconds
+    if plan:
+        report_progress(Progress("upscale", "start", total=len(plan)))
+    stages = report.stage_seconds
 
-        def read(pair: tuple[Path, Path]) -> _Item:  # reader thread
-            item = _Item(*pair)
+    def read(pair: tuple[Path, Path]) -> _Item:  # reader thread
+        item = _Item(*pair)
+        tick = time.perf_counter()
+        with per_file(item.source, item.errors):
+            _refuse_overwrite(item.target, input_set)
+            item.image = read_image(item.source, max_pixels=max_pixels or MAX_PIXELS)
+        item.times["read"] = time.perf_counter() - tick
+        return item
+
+    def upscale(item: _Item) -> _Item:  # this thread: the model
+        if not item.errors:
             tick = time.perf_counter()
             with per_file(item.source, item.errors):
-                _refuse_overwrite(item.target, input_set)
-                item.image = read_image(item.source, max_pixels=max_pixels or MAX_PIXELS)
-            item.times["read"] = time.perf_counter() - tick
-            return item
+                item.result = upscaler.upscale(item.image)
+            item.times["upscale"] = time.perf_counter() - tick
+        return item
 
-        def upscale(item: _Item) -> _Item:  # this thread: the model
-            if not item.errors:
-                tick = time.perf_counter()
-                with per_file(item.source, item.errors):
-                    item.result = upscaler.upscale(item.image)
-                item.times["upscale"] = time.perf_counter() - tick
-            return item
+    def write(item: _Item) -> None:  # writer thread
+        if not item.errors:
+            tick = time.perf_counter()
+            with per_file(item.source, item.errors):
+                try:
+                    write_image(item.target, item.result)
+                except OSError as error:
+                    raise EdgesrError(f"{item.target}: cannot write ({error.strerror or error})") from None
+            item.times["write"] = time.perf_counter() - tick
+        for name, seconds in item.times.items():
+            stages[name] += seconds
+        if item.errors:
+            report.errors.extend(item.errors)
+            values: dict[str, object] = {"error": item.errors[0]}
+        else:
+            report.written.append((item.source, item.target, item.times["upscale"]))
+            height, width = item.image.shape[:2]
+            values = {"source": item.source, "target": item.target, "in_size": (width, height),
+                      "out_size": (item.result.shape[1], item.result.shape[0]), **item.times}
+        item.image = item.result = None  # free the pixels now, not at the end of the batch
+        report_progress(Progress("upscale", "finished", item.source.name, units=1, values=values))
 
-        def write(item: _Item) -> None:  # writer thread
-            progress.update(task, description=escape(item.source.name))
-            if not item.errors:
-                tick = time.perf_counter()
-                with per_file(item.source, item.errors):
-                    try:
-                        write_image(item.target, item.result)
-                    except OSError as error:
-                        raise EdgesrError(f"{item.target}: cannot write ({error.strerror or error})") from None
-                item.times["write"] = time.perf_counter() - tick
-            for name, seconds in item.times.items():
-                stages[name] += seconds
-            if item.errors:
-                report.errors.extend(item.errors)
-            else:
-                report.written.append((item.source, item.target, item.times["upscale"]))
-                height, width = item.image.shape[:2]
-                line = (f"{item.source} -> {item.target}  {width}x{height} -> {item.result.shape[1]}x"
-                        f"{item.result.shape[0]}  {item.times['upscale'] * 1000:.0f} ms")
-                if verbose:
-                    line += (f"  (read {item.times['read'] * 1000:.0f} ms, write"
-                             f" {item.times['write'] * 1000:.0f} ms)")
-                console.print(line, highlight=False, markup=False)
-            item.image = item.result = None  # free the pixels now, not at the end of the batch
-            progress.advance(task)
-
-        run_stages((read(pair) for pair in images), upscale, write)
-        for source, target in videos:
-            progress.update(task, description=escape(source.name))
-            with per_file(source, report.errors):
-                _refuse_overwrite(target, input_set)
-                _upscale_video_file(upscaler, source, target, report, console, progress,
-                                    video_codec, video_options)
-            progress.advance(task)
+    run_stages((read(pair) for pair in images), upscale, write)
+    for source, target in videos:
+        errors_before = len(report.errors)
+        values = {}
+        with per_file(source, report.errors):
+            _refuse_overwrite(target, input_set)
+            values = _upscale_video_file(upscaler, source, target, report, report_progress,
+                                         video_codec, video_options)
+        if len(report.errors) > errors_before:
+            values = {"error": report.errors[-1]}
+        report_progress(Progress("upscale", "finished", source.name, units=1, values=values))
     report.seconds = time.perf_counter() - started
-    if verbose and images:
-        console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in stages.items())
-                      + f" of work; wall {report.seconds:.2f} s", highlight=False)
     return report
 
 
@@ -259,20 +248,19 @@ class _Item:
 
 
 def _upscale_video_file(upscaler, source: Path, target: Path, report: BatchReport,  # noqa: ANN001
-                        console: Console, progress: Progress, codec: str | None = None,
-                        options: dict[str, str] | None = None) -> None:
+                        progress: Reporter, codec: str | None = None,
+                        options: dict[str, str] | None = None) -> dict[str, object]:
+    """Upscale one video into the batch's report; returns its "finished" event values."""
     from edgesr.video import upscale_video
 
     if not (is_video_path(source) and is_video_path(target)):
         raise EdgesrError(f"{source} -> {target}: video goes to a video file name (.mp4, .mkv, ...)")
-    video = upscale_video(upscaler, source, target, codec=codec, options=options, console=console,
-                          progress=progress)
+    video = upscale_video(upscaler, source, target, codec=codec, options=options, progress=progress)
     report.written.append((source, target, video.seconds))
     report.videos += 1
     report.frames += video.frames
-    console.print(f"{source} -> {target}  {video.frames} frames {video.size[0]}x{video.size[1]}"
-                  f" at {video.fps:g} fps, {video.codec}, audio {video.audio},"
-                  f" {video.frames / max(video.seconds, 1e-9):.1f} frames/s", highlight=False, markup=False)
+    return {"source": source, "target": target, "frames": video.frames, "out_size": video.size,
+            "fps": video.fps, "codec": video.codec, "audio": video.audio, "upscale": video.seconds}
 
 
 def default_model(scale: int) -> str:

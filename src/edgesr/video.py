@@ -18,20 +18,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
 from edgesr.imaging import LUMA_BLACK, LUMA_RANGE, luma_to_model, model_to_luma
+from edgesr.progress import Progress, Reporter, ignore
 from edgesr.stages import run_stages
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
@@ -218,16 +214,15 @@ def _close_quietly(output) -> None:  # noqa: ANN001
 
 def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike,  # noqa: ANN001
                   codec: str | None = None, options: dict[str, str] | None = None,
-                  console: Console | None = None, progress: Progress | None = None,
-                  on_frame: Callable[[int], None] | None = None) -> VideoReport:
+                  progress: Reporter | None = None) -> VideoReport:
     """Upscale the first video stream of ``source`` into ``target`` with an `edgesr.Upscaler`.
 
     Args:
         codec, options: encoder name and options (default libx264 CRF 18 preset medium, else
             mpeg4); options without a codec adjust the libx264 defaults, e.g. {"crf": "23"}.
-        console: where the progress bar (frames, fps) goes; None for a default console.
-        progress: a running Rich `Progress` to add the bar to (instead of starting one).
-        on_frame: called with the number of frames done after each frame.
+        progress: `edgesr.progress` reporter: "start" (``total`` frames when the container
+            says) and an "advance" event per frame (``done`` so far, ``values["fps"]``); raising
+            from it (e.g. KeyboardInterrupt) stops the job and leaves no output.
     Returns:
         a `VideoReport`. Raises `EdgesrError` for unreadable inputs or unusable outputs; nothing
         is left at ``target`` unless the whole video was written.
@@ -255,12 +250,9 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
         width = upscaler.scale * video.codec_context.width // 2 * 2
         height = upscaler.scale * video.codec_context.height // 2 * 2
         audio_in = list(container.streams.audio)
-        console = console or Console()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        report = progress or ignore
         count = 0
-        bar = contextlib.nullcontext(progress) if progress is not None else \
-            Progress(*columns, console=console, transient=True)
-        with atomic_path(target) as tmp, bar as shown:
+        with atomic_path(target) as tmp:
             try:
                 output = av.open(str(tmp), "w")
             except (ValueError, av.error.FFmpegError) as error:
@@ -268,7 +260,7 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
             try:
                 stream = _add_video_stream(output, rate, width, height, video.time_base, codec, options)
                 audio_plan, audio_note = _add_audio_streams(output, audio_in, source)
-                task = shown.add_task(escape(source.name), total=video.frames or None)
+                report(Progress("video", "start", source.name, total=video.frames or None))
 
                 def demuxed():  # producer thread: demux and decode
                     for packet in container.demux(video, *audio_in):
@@ -286,9 +278,8 @@ def upscale_video(upscaler, source: str | os.PathLike, target: str | os.PathLike
                     result = upscale_frame(item)
                     count += 1
                     fps = count / max(time.perf_counter() - started, 1e-9)
-                    shown.update(task, advance=1, description=f"{escape(source.name)} {fps:.1f} fps")
-                    if on_frame:
-                        on_frame(count)
+                    report(Progress("video", "advance", source.name, units=1, done=count,
+                                    total=video.frames or None, values={"fps": fps}))
                     return result
 
                 def encode(item) -> None:  # noqa: ANN001 - consumer thread: encode and mux

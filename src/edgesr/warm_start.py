@@ -28,10 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesr.errors import EdgesrError
+from edgesr.models import FAMILIES, family_of
 from edgesr.resize import cubic
 
-#: Families `bicubic_start` knows how to start (a conv stack ending in conv + PixelShuffle).
-SUPPORTED = ("ESPCN", "eSR-CNN")
+#: Families `bicubic_start` knows how to start (a conv stack ending in conv + PixelShuffle):
+#: those whose `Family.bicubic_start` says so.
+SUPPORTED = tuple(name for name, family in FAMILIES.items() if family.bicubic_start)
 
 
 def bicubic_phase_filters(scale: int, taps: int, a: float = -0.5) -> torch.Tensor:
@@ -49,9 +51,9 @@ def bicubic_phase_filters(scale: int, taps: int, a: float = -0.5) -> torch.Tenso
 
 
 def _convolutions(model: nn.Module) -> list[nn.Conv2d]:
-    family = getattr(getattr(model, "spec", None), "family", None)
-    if family not in SUPPORTED:
-        raise EdgesrError(f"bicubic start supports {', '.join(SUPPORTED)}, not {family}")
+    spec = getattr(model, "spec", None)
+    if spec is None or not family_of(spec).bicubic_start:
+        raise EdgesrError(f"bicubic start supports {', '.join(SUPPORTED)}, not {getattr(spec, 'family', None)}")
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 

@@ -19,6 +19,8 @@ from torch import nn
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
 
+#: Weight-file suffixes, in order of preference when a folder holds several for one id: edgesr's
+#: safetensors (id and record inside), then the official PyTorch pickles.
 WEIGHT_SUFFIXES = (".safetensors", ".model", ".pt", ".pth")
 
 #: Weights edgesr trained itself and ships inside the package, listed in ``manifest.json``.
@@ -106,6 +108,31 @@ def save_weights(model: nn.Module, path: str | os.PathLike, record: dict | None 
     return path
 
 
+def weight_file(model_id: str, folder: str | os.PathLike) -> Path | None:
+    """``<id>.safetensors`` (preferred), ``<id>.model``, ``.pt`` or ``.pth`` in ``folder``, or None."""
+    for suffix in WEIGHT_SUFFIXES:
+        path = Path(folder) / f"{model_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def weight_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """Every weight file of ``folder`` keyed by its name without suffix (which the caller checks
+    is a model id), the preferred suffix winning when one name has several."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgesrError(f"{folder}: not a folder of weight files")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in WEIGHT_SUFFIXES or not path.is_file():
+            continue
+        best = found.get(path.stem)
+        if best is None or WEIGHT_SUFFIXES.index(path.suffix) < WEIGHT_SUFFIXES.index(best.suffix):
+            found[path.stem] = path
+    return found
+
+
 def shipped_manifest() -> dict:
     """The shipped-weights manifest: ``{"models": {id: entry}, "defaults": {scale: id}}``.
 
@@ -124,7 +151,8 @@ def shipped_weights_path(model_id: str) -> Path:
     models = shipped_manifest()["models"]
     if model_id not in models:
         listed = ", ".join(sorted(models)) or "none"
-        raise EdgesrError(f"no shipped weights for {model_id}; shipped: {listed} (or pass a weight file)")
+        raise EdgesrError(f"no shipped weights for {model_id}; shipped: {listed} (or pass a weight file;"
+                          " in Python, pretrained=False builds an untrained network)")
     return SHIPPED_DIR / models[model_id]["file"]
 
 

@@ -8,7 +8,7 @@ A dataset is a folder of HR images. It can be named three ways, looked up in thi
 3. any existing folder path that holds images.
 
 Evaluation and training never download on their own: an unfetched catalog name is an error that
-says how to fetch it or register a local copy. `fetch` downloads the archive (progress bar,
+says how to fetch it or register a local copy. `fetch` downloads the archive (progress events,
 resume, checksum), extracts only the HR images into a temporary folder and renames it into
 place, so a dataset folder is either complete or absent.
 """
@@ -29,6 +29,7 @@ from edgesr.data.catalog import CATALOG, DatasetEntry, Source, catalog_entry, re
 from edgesr.data.download import DownloadError, download, file_digest, part_path
 from edgesr.errors import EdgesrError
 from edgesr.imaging import is_image_path
+from edgesr.progress import Reporter
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -176,7 +177,7 @@ def _partial(entry: DatasetEntry) -> Path | None:
     return next((part for part in parts if part.exists()), None)
 
 
-def fetch(name: str | DatasetEntry, progress: bool = True, force: bool = False, retries: int = 2,
+def fetch(name: str | DatasetEntry, progress: Reporter | None = None, force: bool = False, retries: int = 2,
           timeout: float = 60.0) -> Path:
     """Download and install a catalog dataset into the cache; returns its folder of HR images.
 
@@ -184,7 +185,7 @@ def fetch(name: str | DatasetEntry, progress: bool = True, force: bool = False, 
     each download resumes a ``.part`` file left by an interrupted run and is checked against the
     catalog's checksum. Unknown checksums are recorded (sha256) in ``registry.json``. Raises one
     `EdgesrError` line with each source's failure when none works; nothing half-extracted is
-    left behind.
+    left behind. ``progress``: the download's `edgesr.progress` events.
     """
     entry = name if isinstance(name, DatasetEntry) else require_entry(name)
     target = datasets_dir() / entry.name
@@ -204,7 +205,7 @@ def fetch(name: str | DatasetEntry, progress: bool = True, force: bool = False, 
     raise EdgesrError(f"{entry.name}: fetch failed: " + " | ".join(failures))
 
 
-def _fetch_source(entry: DatasetEntry, source: Source, target: Path, progress: bool, retries: int,
+def _fetch_source(entry: DatasetEntry, source: Source, target: Path, progress: Reporter | None, retries: int,
                   timeout: float) -> Path:
     archive = downloads_dir() / source.filename
     if archive.is_file():

@@ -1,4 +1,4 @@
-"""HTTP(S) download with a progress bar, resume of interrupted transfers, and checksums.
+"""HTTP(S) download with progress events, resume of interrupted transfers, and checksums.
 
 Bytes go to ``<dest>.part``; only a complete, verified file is renamed to ``dest``. After an
 interruption (dropped connection, timeout, Ctrl-C) the ``.part`` file stays and the next call
@@ -17,11 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
-
 from edgesr.errors import EdgesrError
+from edgesr.progress import Progress, Reporter, ignore
 
 USER_AGENT = "edgesr-datasets/0.1 (python urllib)"
 CHUNK = 1 << 20
@@ -52,12 +49,14 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md5: str | None = None,
-             progress: bool = True, retries: int = 2, timeout: float = 60.0,
+             progress: Reporter | None = None, retries: int = 2, timeout: float = 60.0,
              backoff: float = 1.0) -> str:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify it, return its sha256.
 
     Args:
         sha256, md5: expected hex digests; a mismatch deletes the partial file and raises.
+        progress: `edgesr.progress` reporter: "start" (``done`` bytes already there of ``total``)
+            and "advance" events (``units`` bytes) for each attempt.
         retries: further attempts after a transient failure (each resumes where the last stopped).
         backoff: seconds before the first retry, doubled for each further one.
     Raises:
@@ -70,7 +69,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md
     attempt = 0
     while True:
         try:
-            _transfer(url, part, progress=progress, timeout=timeout)
+            _transfer(url, part, progress=progress or ignore, timeout=timeout)
             break
         except _Transient as error:
             if attempt >= retries:
@@ -98,7 +97,7 @@ class _Transient(Exception):
     """A failure worth retrying (network, timeout, truncated body, 5xx)."""
 
 
-def _transfer(url: str, part: Path, *, progress: bool, timeout: float) -> None:
+def _transfer(url: str, part: Path, *, progress: Reporter, timeout: float) -> None:
     """One attempt: append to ``part`` from its current size, or start over when needed."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
@@ -138,25 +137,23 @@ def _transfer(url: str, part: Path, *, progress: bool, timeout: float) -> None:
 
 
 def _copy(response, part: Path, mode: str, offset: int, total: int | None, url: str,
-          progress: bool) -> int:
+          progress: Reporter) -> int:
     written = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"downloading {part.name[:-5]}", total=total, completed=offset)
-        with part.open(mode) as handle:
-            while True:
-                try:
-                    block = response.read(CHUNK)
-                except (OSError, http.client.HTTPException) as error:
-                    handle.flush()
-                    lost = f"connection lost after {offset + written} bytes ({type(error).__name__})"
-                    raise _Transient(lost) from None
-                if not block:
-                    break
-                handle.write(block)
-                written += len(block)
-                bar.update(task, advance=len(block))
+    name = part.name[:-5]
+    progress(Progress("download", "start", name, done=offset, total=total))
+    with part.open(mode) as handle:
+        while True:
+            try:
+                block = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as error:
+                handle.flush()
+                lost = f"connection lost after {offset + written} bytes ({type(error).__name__})"
+                raise _Transient(lost) from None
+            if not block:
+                break
+            handle.write(block)
+            written += len(block)
+            progress(Progress("download", "advance", name, units=len(block), done=offset + written, total=total))
     return written
 
 

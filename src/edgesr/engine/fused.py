@@ -26,10 +26,7 @@ from torch import nn
 from edgesr.engine import native
 from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec
-
-#: Reduction code of the kernel for each family it runs (Bicubic: max over one channel = copy).
-MODES = {"eSR-MAX": 0, "eSR-TM": 1, "eSR-TR": 2, "Bicubic": 0}
+from edgesr.models import ModelSpec, family_of
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,10 @@ class FusedPlan:
 
 
 def supports(model: nn.Module) -> bool:
-    """True for the families the kernel runs (eSR-MAX/TM/TR and Bicubic, scales 2..4)."""
+    """True for the families the kernel runs (those with a `Family.kernel_mode`: eSR-MAX/TM/TR
+    and Bicubic), scales 2..4."""
     spec = getattr(model, "spec", None)
-    return isinstance(spec, ModelSpec) and spec.family in MODES and 2 <= spec.scale <= 4
+    return isinstance(spec, ModelSpec) and family_of(spec).kernel_mode is not None and 2 <= spec.scale <= 4
 
 
 def make_plan(model: nn.Module) -> FusedPlan:
@@ -68,24 +66,10 @@ def make_plan(model: nn.Module) -> FusedPlan:
         raise EdgesrError(f"{name}: the fused backend runs eSR-MAX/TM/TR and Bicubic at scales 2..4;"
                           " use backend='torch'")
     spec: ModelSpec = model.spec
-    s = spec.scale
-    if spec.family == "Bicubic":
-        from edgesr.models.classic import polyphase_weights
-
-        weight, (before, _) = polyphase_weights(model.net.weight.detach()[0, 0].float(), s)
-        weight = weight[:, 0].numpy().astype(np.float32)
-        # Drop the all-zero border taps (s=2: 6x6 -> 5x5) and shift the padding to match.
-        rows = np.flatnonzero(np.any(weight != 0, axis=(0, 2)))
-        cols = np.flatnonzero(np.any(weight != 0, axis=(0, 1)))
-        if rows.size == 0:
-            rows = cols = np.array([before])
-        weight = np.ascontiguousarray(weight[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-        pad = (before - int(rows[0]), before - int(cols[0]))
-        vert, horz = separate(weight, s)
-        return FusedPlan(s, 1, 0, weight, pad, vert, horz)
-    weight = model.filter.weight.detach().to(torch.float32)[:, 0].contiguous().numpy()
-    k = spec.K // 2
-    return FusedPlan(s, spec.C, MODES[spec.family], np.ascontiguousarray(weight), (k, k))
+    family = family_of(spec)
+    weight, pad = family.kernel_weights(model)
+    vert, horz = separate(weight, spec.scale) if family.kernel_separable else (None, None)
+    return FusedPlan(spec.scale, spec.params.get("C", 1), family.kernel_mode, weight, pad, vert, horz)
 
 
 def separate(weight: np.ndarray, scale: int, tolerance: float = 1e-6):  # noqa: ANN201

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from edgesr.engine.torch_backend import resolve_dtype
+from edgesr.export import onnx_bytes
 from edgesr.errors import EdgesrError
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -44,8 +45,6 @@ class OnnxRuntimeBackend:
                               f"(available: {', '.join(ort.get_available_providers())})")
         self.device = torch.device(kind)
         if isinstance(model, nn.Module):
-            from edgesr.export import onnx_bytes
-
             source = onnx_bytes(model, fp16=self.dtype == torch.float16)
         else:
             source = str(model)

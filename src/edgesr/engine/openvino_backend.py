@@ -23,10 +23,8 @@ from torch import nn
 from edgesr.engine.subpixel import with_subpixel_output
 from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
+from edgesr.models import ModelSpec, family_of
 
-#: Families whose graphs OpenVINO runs faster than the torch forward here (the one-layer ones
-#: have the fused C kernel, which is faster still).
-DEEP_FAMILIES = ("eSR-CNN", "ESPCN", "FSRCNN")
 #: Input shapes kept compiled for their exact size (a video's frames, an image's tiles).
 STATIC_SHAPES = 4
 
@@ -116,9 +114,11 @@ class OpenVinoBackend:
 
 
 def supports(model: nn.Module) -> bool:
-    """Whether ``model`` is one of the deep families this backend is chosen for."""
+    """Whether ``model`` is of a deep family (eSR-CNN, ESPCN, FSRCNN: those the fused C kernel,
+    which is faster still, does not run), whose graphs OpenVINO runs faster than the torch
+    forward here."""
     spec = getattr(model, "spec", None)
-    return spec is not None and spec.family in DEEP_FAMILIES
+    return isinstance(spec, ModelSpec) and family_of(spec).kernel_mode is None
 
 
 def self_check(backend: OpenVinoBackend, model: nn.Module) -> bool:

@@ -15,6 +15,8 @@ import copy
 import torch
 from torch import nn
 
+from edgesr.models.baselines import FSRCNN
+
 
 def deconv_as_subpixel(deconv: nn.ConvTranspose2d) -> nn.Sequential | None:
     """``Conv2d(D, s², T) + PixelShuffle(s)`` equal to ``deconv``, or None when ``deconv`` is not
@@ -43,8 +45,7 @@ def deconv_as_subpixel(deconv: nn.ConvTranspose2d) -> nn.Sequential | None:
 def with_subpixel_output(model: nn.Module) -> nn.Module:
     """A copy of an FSRCNN with its final deconvolution as `deconv_as_subpixel`; any other
     model is returned as it is."""
-    spec = getattr(model, "spec", None)
-    if spec is None or spec.family != "FSRCNN" or not isinstance(model.net[-1], nn.ConvTranspose2d):
+    if not isinstance(model, FSRCNN) or not isinstance(model.net[-1], nn.ConvTranspose2d):
         return model
     rewritten = deconv_as_subpixel(model.net[-1])
     if rewritten is None:

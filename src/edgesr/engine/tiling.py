@@ -7,7 +7,7 @@ a whole-image run does; windows touching the image edge keep the edge, so both b
 (replicate padding, the model's own zero padding) see the same edge as the whole image.
 
 Equal in exact arithmetic is not yet equal bit for bit: PyTorch's CPU kernels round differently
-depending on where a pixel sits in the tensor. Three rules, measured on torch 2.13 (AVX-512,
+depending on where a pixel sits in the tensor. Four rules, measured on torch 2.13 (AVX-512,
 oneDNN 3.12), make every window round exactly as the whole image does:
 
 * windows start at multiples of `ALIGN` (64) pixels, so the scalar tail of each vectorised loop
@@ -18,7 +18,7 @@ oneDNN 3.12), make every window round exactly as the whole image does:
 * each window runs with one intra-op thread (windows run in parallel instead), because the split
   of a tensor between threads also moves vector tails;
 * FSRCNN is cut in full-width strips only (`needs_full_width`): oneDNN's transposed convolution
-  rounds differently for every input width (not for different heights).
+  rounds differently for every input width (not for different heights; `Family.full_width_tiles`).
 
 Tiled output is therefore bit-identical to
   a whole-image run made with ``torch.set_num_threads(1)``, and never depends on the tile size or
@@ -44,8 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgesr.models import ModelSpec, context_pixels
-from edgesr.models.spec import ONE_LAYER_FACTORS, ONE_LAYER_FAMILIES
+from edgesr.models import ModelSpec, context_pixels, family_of
 
 ALIGN = 64
 MIN_WINDOW_PIXELS = 20480
@@ -102,8 +101,7 @@ def plan_spans(length: int, margin: int, step: int) -> list[Span]:
 def needs_full_width(spec: ModelSpec | str) -> bool:
     """Whether the family must be tiled in full-width strips to stay bit-identical (FSRCNN: its
     stride-s transposed convolution in oneDNN rounds depending on the input width)."""
-    spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    return spec.family == "FSRCNN"
+    return family_of(spec).full_width_tiles
 
 
 def plan_tiles(height: int, width: int, margin: int, tile: int, strips: bool = False) -> list[Tile]:
@@ -206,23 +204,10 @@ def tiled_apply(fn: Callable, x, scale: int, margin: int, tile: int, axes: tuple
 
 
 def model_floats_per_pixel(spec: ModelSpec | str) -> int:
-    """float32 values live at the peak of one forward pass, per LR input pixel (an upper bound).
-
-    One-layer models: the F*s^2*C filter outputs and their pixel-shuffled copy, plus the
-    reduction's temporaries; deeper models: two consecutive feature maps of the widest layer.
-    """
+    """float32 values live at the peak of one forward pass, per LR input pixel (an upper bound;
+    each family states its own, `edgesr.models.Family.floats_per_pixel`)."""
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    s2, p = spec.scale**2, spec.params
-    if spec.family == "Bicubic":
-        return 2 + 2 * s2
-    if spec.family in ONE_LAYER_FAMILIES:
-        factor = ONE_LAYER_FACTORS[spec.family]
-        return 2 + (2 * factor + 2) * s2 * p["C"]
-    if spec.family == "eSR-CNN":
-        return 2 + 2 * max(p["D"], p["S"]) + 8 * s2 * p["C"]
-    if spec.family == "ESPCN":
-        return 2 + 2 * max(p["D"], p["S"]) + 4 * s2
-    return 2 + 4 * max(p["D"], p["S"]) + 4 * s2  # FSRCNN
+    return family_of(spec).floats_per_pixel(spec)
 
 
 def window_bytes(spec: ModelSpec | str, pixels: int, planes: int = 1, image: bool = False) -> int:

@@ -22,7 +22,7 @@ from edgesr.engine.color import MODEL, PRECOMPUTED, ColorPlan, plan_color
 from edgesr.engine.fused import FusedBackend, make_plan
 from edgesr.engine.triton_backend import TritonBackend
 from edgesr.imaging import luma_to_model, max_value, model_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
-from edgesr.models import ModelSpec, context_pixels, create_model
+from edgesr.models import ModelSpec, context_pixels, create_model, load_model
 
 
 class Upscaler:
@@ -31,7 +31,9 @@ class Upscaler:
     Args:
         model: a model id (``"eSR-TM_s2_K7_C16"``) or a module from `create_model`.
         weights: weight file for an id (official ``.model`` or edgesr ``.safetensors``).
-        pretrained: use the weights shipped with edgesr for the id.
+        pretrained: None (default): the weights edgesr ships for the id, as the CLI does (an id
+            that ships nothing needs ``weights``); False: an untrained network, only when asked
+            (`edgesr.models.load_model` holds the rule).
         device: "cpu", "cuda", "cuda:1" or "auto".
         dtype: "float32", "float16" (CUDA) or "bfloat16".
         color: "ycbcr" (model on luma, bicubic chroma) or "rgb" (model on each channel).
@@ -61,14 +63,9 @@ class Upscaler:
     def __init__(self, model: str | nn.Module = "Bicubic_s2", weights: str | None = None,
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
                  border: str = "replicate", backend: str = "auto", tile: int | None = None,
-                 memory_budget: int | None = None, pretrained: bool = False,
+                 memory_budget: int | None = None, pretrained: bool | None = None,
                  channels: str = "rgb", precision: str = "fp32") -> None:
-        if isinstance(model, nn.Module):
-            if weights is not None or pretrained:
-                raise EdgesrError("pass weights or pretrained with a model id, not with a built module")
-            module = model
-        else:
-            module = create_model(model, weights=weights, pretrained=pretrained)
+        module = load_model(model, weights, pretrained)
         if color not in ("ycbcr", "rgb"):
             raise EdgesrError(f"unknown color mode {color!r}; choose ycbcr or rgb")
         if border not in ("replicate", "zero"):

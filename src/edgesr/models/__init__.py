@@ -5,10 +5,12 @@ from edgesr.models.registry import (
     context_pixels,
     count_parameters,
     create_model,
+    family_of,
     list_models,
     load_model,
 )
+from edgesr.models.family import Family
 from edgesr.models.spec import GRAMMAR, ModelSpec, paper_grid
 
-__all__ = ["FAMILIES", "GRAMMAR", "ModelSpec", "context_pixels", "count_parameters", "create_model", "list_models",
-           "load_model", "paper_grid"]
+__all__ = ["FAMILIES", "GRAMMAR", "Family", "ModelSpec", "context_pixels", "count_parameters", "create_model",
+           "family_of", "list_models", "load_model", "paper_grid"]

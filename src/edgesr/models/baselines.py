@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgesr.models.family import Family
 from edgesr.models.spec import ModelSpec
 
 
@@ -69,3 +70,27 @@ class FSRCNN(nn.Module):
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return self.net(x)
+
+
+# --- family facts ------------------------------------------------------------------------------
+
+ESPCN_FAMILY = Family(
+    "ESPCN", ESPCN,
+    context=lambda spec: (2 if spec.D > 0 else 0) + 1 + 1,  # [5x5], 3x3, 3x3
+    macs_per_pixel=lambda spec: ((25 * spec.D if spec.D > 0 else 0) + 9 * max(spec.D, 1) * spec.S
+                                 + 9 * spec.S * spec.scale**2),
+    floats_per_pixel=lambda spec: 2 + 2 * max(spec.D, spec.S) + 4 * spec.scale**2,
+    recipe="deep", style=("D", "#ff7f0e"), bicubic_start=True,
+)
+FSRCNN_FAMILY = Family(
+    "FSRCNN", FSRCNN,
+    # 5x5 (2), 1x1, M x 3x3 (M), 1x1, then the 9x9 stride-s deconvolution (2 for s >= 2).
+    context=lambda spec: 2 + spec.M + 2,
+    # 5x5 (D), 1x1 shrink, M x 3x3 (S), 1x1 expand, the 9x9 deconvolution scattered.
+    macs_per_pixel=lambda spec: (25 * spec.D + spec.D * spec.S + spec.M * 9 * spec.S**2 + spec.S * spec.D
+                                 + 81 * spec.D),
+    floats_per_pixel=lambda spec: 2 + 4 * max(spec.D, spec.S) + 4 * spec.scale**2,
+    recipe="deep", style=("P", "#8c564b"),
+    # Its stride-s transposed convolution in oneDNN rounds depending on the input width.
+    full_width_tiles=True,
+)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgesr.models.family import Family
 from edgesr.models.spec import ModelSpec
 from edgesr.resize import cubic  # Keys' kernel: a = -0.5 is MATLAB/Pillow, a = -0.75 OpenCV/PyTorch
 
@@ -115,3 +116,40 @@ class Bicubic(nn.Module):
         """The textbook form (zero insertion + filtering) that `forward` must equal."""
         return F.conv_transpose2d(x, self.net.weight.to(x.dtype), stride=self.scale,
                                   padding=self.padding, output_padding=self.output_padding)
+
+
+# --- family facts ------------------------------------------------------------------------------
+
+def _support(scale: int) -> tuple[int, int]:
+    """(before, after) LR pixels the polyphase filters reach on each side."""
+    return polyphase_weights(bicubic_kernel(scale), scale)[1]
+
+
+def _kernel_weights(model: Bicubic) -> tuple[np.ndarray, tuple[int, int]]:
+    """The fused kernel's view: the s*s phase filters without their all-zero border taps
+    (s=2: 6x6 -> 5x5), and the padding shifted to match."""
+    s = model.scale
+    weight, (before, _) = polyphase_weights(model.net.weight.detach()[0, 0].float(), s)
+    weight = weight[:, 0].numpy().astype(np.float32)
+    rows = np.flatnonzero(np.any(weight != 0, axis=(0, 2)))
+    cols = np.flatnonzero(np.any(weight != 0, axis=(0, 1)))
+    if rows.size == 0:
+        rows = cols = np.array([before])
+    weight = np.ascontiguousarray(weight[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    return weight, (before - int(rows[0]), before - int(cols[0]))
+
+
+def _macs(spec: ModelSpec) -> int:
+    weight, _ = polyphase_weights(bicubic_kernel(spec.scale), spec.scale)
+    return weight.shape[0] * weight.shape[-1] * weight.shape[-2]  # s*s phases of T x T taps
+
+
+BICUBIC = Family(
+    "Bicubic", Bicubic,
+    context=lambda spec: max(_support(spec.scale)),
+    macs_per_pixel=_macs,
+    floats_per_pixel=lambda spec: 2 + 2 * spec.scale**2,
+    recipe=None, style=("*", "#000000"),
+    kernel_mode=0,  # max over one channel: a copy
+    kernel_weights=_kernel_weights, kernel_separable=True,
+)

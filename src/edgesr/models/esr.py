@@ -16,10 +16,12 @@ State dicts follow the official release (``filter.weight`` etc.) so that the off
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgesr.models.family import Family, Templates
 from edgesr.models.spec import ONE_LAYER_FACTORS, ModelSpec
 
 
@@ -60,30 +62,43 @@ class OneLayerSR(nn.Module):
 
     def reduce(self, shuffled: torch.Tensor) -> torch.Tensor:
         """(N, F*C, sH, sW) filtered channels -> (N, 1, sH, sW)."""
+        value, *others = shuffled.split(self.channels, dim=1)
+        scores = self.scores(others)
+        if scores is None:
+            return value.amax(dim=1, keepdim=True)
+        return (value * torch.softmax(scores, dim=1)).sum(dim=1, keepdim=True)
+
+    def scores(self, others: list[torch.Tensor]) -> torch.Tensor | None:
+        """What softmax weighs the values by, from the other filter groups; None: take the max."""
         raise NotImplementedError
+
+    def templates(self, x: torch.Tensor) -> Templates:
+        """(values, scores) at HR size: the C upscaled candidates and their softmax scores."""
+        value, *others = F.pixel_shuffle(self.filter(x), self.scale).split(self.channels, dim=1)
+        return value, self.scores(others)
 
 
 class ESRMax(OneLayerSR):
     """eSR-MAX: the output is the largest of C upscaling filters at each pixel."""
 
-    def reduce(self, shuffled: torch.Tensor) -> torch.Tensor:
-        return shuffled.amax(dim=1, keepdim=True)
+    def scores(self, others: list[torch.Tensor]) -> None:
+        return None
 
 
 class ESRTM(OneLayerSR):
     """eSR-TM: softmax over key responses weights the value (upscaling) filters."""
 
-    def reduce(self, shuffled: torch.Tensor) -> torch.Tensor:
-        value, key = shuffled.split(self.channels, dim=1)
-        return (value * torch.softmax(key, dim=1)).sum(dim=1, keepdim=True)
+    def scores(self, others: list[torch.Tensor]) -> torch.Tensor:
+        (key,) = others
+        return key
 
 
 class ESRTR(OneLayerSR):
     """eSR-TR: attention weights softmax(query * key) over the value filters."""
 
-    def reduce(self, shuffled: torch.Tensor) -> torch.Tensor:
-        value, query, key = shuffled.split(self.channels, dim=1)
-        return (value * torch.softmax(query * key, dim=1)).sum(dim=1, keepdim=True)
+    def scores(self, others: list[torch.Tensor]) -> torch.Tensor:
+        query, key = others
+        return query * key
 
 
 class ESRCNN(nn.Module):
@@ -106,6 +121,48 @@ class ESRCNN(nn.Module):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def templates(self, x: torch.Tensor) -> Templates:
+        """(values, scores) at HR size: the C candidates and key * key, their softmax scores."""
         value, key = self.filter(x).split(self.channels, dim=1)
-        return (value * torch.softmax(key * key, dim=1)).sum(dim=1, keepdim=True)
+        return value, key * key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, scores = self.templates(x)
+        return (value * torch.softmax(scores, dim=1)).sum(dim=1, keepdim=True)
+
+
+# --- family facts ------------------------------------------------------------------------------
+
+def _filter_weights(model: OneLayerSR) -> tuple[np.ndarray, tuple[int, int]]:
+    """The fused kernel's view of a one-layer model: its (F*s*s*C, K, K) filters, centred."""
+    weight = model.filter.weight.detach().to(torch.float32)[:, 0].contiguous().numpy()
+    k = model.kernel_size // 2
+    return np.ascontiguousarray(weight), (k, k)
+
+
+def _one_layer(module: type[OneLayerSR], name: str, mode: int, parts: tuple[str, ...],
+               style: tuple[str, str]) -> Family:
+    factor = ONE_LAYER_FACTORS[name]
+    return Family(
+        name, module,
+        context=lambda spec: spec.K // 2,
+        macs_per_pixel=lambda spec: factor * spec.scale**2 * spec.C * spec.K**2,
+        # The F*s^2*C filter outputs and their pixel-shuffled copy, plus the reduction's temporaries.
+        floats_per_pixel=lambda spec: 2 + (2 * factor + 2) * spec.scale**2 * spec.C,
+        recipe="one_layer", style=style, pixel_training=True,
+        kernel_mode=mode, kernel_weights=_filter_weights, parts=parts, templates=module.templates,
+    )
+
+
+ESR_MAX = _one_layer(ESRMax, "eSR-MAX", 0, ("value",), ("v", "#1f77b4"))
+ESR_TM = _one_layer(ESRTM, "eSR-TM", 1, ("value", "key"), ("o", "#d62728"))
+ESR_TR = _one_layer(ESRTR, "eSR-TR", 2, ("value", "query", "key"), ("s", "#2ca02c"))
+ESR_CNN = Family(
+    "eSR-CNN", ESRCNN,
+    context=lambda spec: 2 + 1 + 1,  # 5x5, 3x3, 3x3
+    macs_per_pixel=lambda spec: (25 * spec.D + 9 * spec.D * spec.S
+                                 + 9 * spec.S * 2 * spec.scale**2 * spec.C),
+    # Two consecutive feature maps of the widest layer, and the TM head's 2*s^2*C maps.
+    floats_per_pixel=lambda spec: 2 + 2 * max(spec.D, spec.S) + 8 * spec.scale**2 * spec.C,
+    recipe="esr_cnn", style=("^", "#9467bd"), bicubic_start=True, templates=ESRCNN.templates,
+)

@@ -13,20 +13,28 @@ from os import PathLike
 from torch import nn
 
 from edgesr.errors import EdgesrError
-from edgesr.models.baselines import ESPCN, FSRCNN
-from edgesr.models.classic import Bicubic
-from edgesr.models.esr import ESRCNN, ESRTM, ESRTR, ESRMax
-from edgesr.models.spec import ONE_LAYER_FAMILIES, ModelSpec, paper_grid
+from edgesr.models.baselines import ESPCN_FAMILY, FSRCNN_FAMILY
+from edgesr.models.classic import BICUBIC
+from edgesr.models.esr import ESR_CNN, ESR_MAX, ESR_TM, ESR_TR
+from edgesr.models.family import Family
+from edgesr.models.spec import ModelSpec, paper_grid
+from edgesr.weights import load_weights_into, shipped_manifest, shipped_weights_path
 
-FAMILIES: dict[str, type[nn.Module]] = {
-    "Bicubic": Bicubic,
-    "eSR-MAX": ESRMax,
-    "eSR-TM": ESRTM,
-    "eSR-TR": ESRTR,
-    "eSR-CNN": ESRCNN,
-    "ESPCN": ESPCN,
-    "FSRCNN": FSRCNN,
-}
+#: Every family by name, each declared next to its definition (`edgesr.models.family.Family`).
+FAMILIES: dict[str, Family] = {f.name: f for f in (BICUBIC, ESR_MAX, ESR_TM, ESR_TR, ESR_CNN, ESPCN_FAMILY,
+                                                    FSRCNN_FAMILY)}
+
+
+def family_of(model: str | ModelSpec | nn.Module) -> Family:
+    """The `Family` of an id, a spec or a built model: where every per-family fact lives.
+
+    >>> family_of("eSR-TM_s2_K7_C16").context(ModelSpec.parse("eSR-TM_s2_K7_C16"))
+    3
+    """
+    if isinstance(model, nn.Module):
+        model = model.spec
+    spec = model if isinstance(model, ModelSpec) else ModelSpec.parse(model)
+    return FAMILIES[spec.family]
 
 
 def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = None,
@@ -45,17 +53,14 @@ def create_model(model_id: str | ModelSpec, weights: str | PathLike | None = Non
         ``spec`` attribute holds the parsed id.
     """
     spec = model_id if isinstance(model_id, ModelSpec) else ModelSpec.parse(model_id)
-    model = FAMILIES[spec.family](spec)
+    family = FAMILIES[spec.family]
+    model = family.module(spec)
     model.spec = spec
     if pretrained and weights is not None:
         raise EdgesrError("pass either weights or pretrained=True, not both")
-    if pretrained and spec.family != "Bicubic":
-        from edgesr.weights import shipped_weights_path
-
+    if pretrained and family.learned:
         weights = shipped_weights_path(spec.id)
     if weights is not None:
-        from edgesr.weights import load_weights_into
-
         load_weights_into(model, weights)
     return model.eval()
 
@@ -65,21 +70,45 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_model(model_id: str | ModelSpec, weights: str | PathLike | None = None) -> nn.Module:
-    """A model ready to use: weights from ``weights``, else the ones edgesr ships for the id.
+def load_model(model: str | ModelSpec | nn.Module, weights: str | PathLike | None = None,
+               pretrained: bool | None = None) -> nn.Module:
+    """A model ready to use: the one rule by which every entry point (`Upscaler`, `evaluate`,
+    `export_onnx`, `explain`, the CLI) turns what a user gives into a module.
 
-    What evaluation, export and explanation take from a user: a freshly initialised network is
-    never what they mean, so an id that ships nothing and has no file is a clear error.
+    * a built module passes through (its weights are the caller's business);
+    * ``weights``: that file, loaded strictly;
+    * ``pretrained=False``: the training initialisation, an untrained network, only when asked;
+    * otherwise the weights edgesr ships for the id (Bicubic: its exact kernel). A freshly
+      initialised network is never what a user means, so an id that ships nothing and has no
+      file is a clear error.
 
     >>> load_model("eSR-TM_s2_K7_C16").spec.id
     'eSR-TM_s2_K7_C16'
+    >>> load_model("eSR-TM_s2_K3_C1", pretrained=False).spec.id   # untrained: asked for
+    'eSR-TM_s2_K3_C1'
     """
-    return create_model(model_id, weights=weights, pretrained=weights is None)
+    if isinstance(model, nn.Module):
+        if weights is not None or pretrained is not None:
+            raise EdgesrError("pass weights or pretrained with a model id, not with a built module")
+        if not isinstance(getattr(model, "spec", None), ModelSpec):
+            raise EdgesrError("expected a model id or a module from edgesr.create_model (it has no .spec)")
+        return model
+    if weights is not None and pretrained:
+        raise EdgesrError("pass either weights or pretrained=True, not both")
+    if weights is not None or pretrained is False:
+        return create_model(model, weights=weights)
+    return create_model(model, pretrained=True)
 
 
-def list_models(family: str | None = None, scale: int | None = None) -> list[str]:
-    """Ids of the paper's grid, optionally filtered by family and scale."""
-    specs = [ModelSpec.parse(i) for i in paper_grid()]
+def list_models(family: str | None = None, scale: int | None = None, shipped: bool = False) -> list[str]:
+    """Ids of the paper's grid (``shipped=True``: those whose trained weights ship with edgesr,
+    in the manifest's order), optionally filtered by family (any case) and scale.
+
+    >>> list_models("esr-tm", scale=2, shipped=True)
+    ['eSR-TM_s2_K7_C16']
+    """
+    ids = list(shipped_manifest()["models"]) if shipped else paper_grid()
+    specs = [ModelSpec.parse(i) for i in ids]
     return [s.id for s in specs
             if (family is None or s.family.lower() == family.lower())
             and (scale is None or s.scale == scale)]
@@ -91,17 +120,4 @@ def context_pixels(spec: ModelSpec | str) -> int:
     Padding a tile by this many real pixels makes tiled upscaling equal untiled upscaling.
     """
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    p = spec.params
-    if spec.family == "Bicubic":
-        from edgesr.models.classic import bicubic_kernel, polyphase_weights
-
-        _, (before, after) = polyphase_weights(bicubic_kernel(spec.scale), spec.scale)
-        return max(before, after)
-    if spec.family in ONE_LAYER_FAMILIES:
-        return p["K"] // 2
-    if spec.family == "eSR-CNN":
-        return 2 + 1 + 1
-    if spec.family == "ESPCN":
-        return (2 if p["D"] > 0 else 0) + 1 + 1
-    # FSRCNN: 5x5 (2), 1x1, M x 3x3 (M), 1x1, then the 9x9 stride-s deconvolution (2 for s >= 2).
-    return 2 + p["M"] + 2
+    return FAMILIES[spec.family].context(spec)

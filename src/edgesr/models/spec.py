@@ -113,6 +113,18 @@ class ModelSpec:
         return hash(self.id)
 
 
+def parse_model_name(name: str, scale: int) -> ModelSpec:
+    """An id, or the name of a family without hyper-parameters (``Bicubic``) for its model at
+    ``scale``: what `edgesr bench` accepts.
+
+    >>> parse_model_name("Bicubic", 3).id
+    'Bicubic_s3'
+    """
+    if name in FAMILY_FIELDS and not FAMILY_FIELDS[name]:
+        return ModelSpec(name, scale, {})
+    return ModelSpec.parse(name)
+
+
 def paper_grid() -> list[str]:
     """The 1185 model ids of the paper's exhaustive search, in a stable order.
 

@@ -13,6 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from edgesr.progress import Progress as ProgressEvent
 from edgesr.search.pareto import Analysis
 
 
@@ -35,35 +36,34 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "start":
-            self.overall = self.progress.add_task("search", total=event["total"], note="")
-        elif kind == "stage":
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "start":
+            self.overall = self.progress.add_task("search", total=event.total, note="")
+        elif event.kind == "stage":
             self._stage(event)
-        elif kind == "finished":
-            if event["status"] == "done":
-                row = event.get("row", {})
+        elif event.kind == "finished":
+            if event.values["status"] == "done":
+                row = event.values.get("row", {})
                 metrics = "  ".join(f"{k} {v:.4f}" if k.startswith("psnr_") else f"{k} {v:.1f}"
                                     for k, v in row.items() if k.startswith(("psnr_", "speed_")))
-                self.progress.console.print(f"[green]done[/green] {event['id']}  {metrics}", highlight=False)
-            if event["status"] == "failed":
+                self.progress.console.print(f"[green]done[/green] {event.item}  {metrics}", highlight=False)
+            if event.values["status"] == "failed":
                 self.failed += 1
-                self.progress.console.print(f"[red]failed[/red] {event['id']}: {event.get('error', '')}",
+                self.progress.console.print(f"[red]failed[/red] {event.item}: {event.values.get('error', '')}",
                                             highlight=False, soft_wrap=True)
             self.progress.update(self.overall, advance=1, note=f"{self.failed} failed" if self.failed else "")
 
-    def _stage(self, event: dict) -> None:
-        stage = event["stage"]
+    def _stage(self, event: ProgressEvent) -> None:
+        stage = event.values["stage"]
         if stage == "train":
             if self.current is None:
-                self.current = self.progress.add_task(event["id"], total=event["steps"], note="train")
-            self.progress.update(self.current, description=event["id"], completed=event["step"],
-                                 total=event["steps"], note="train", visible=True)
+                self.current = self.progress.add_task(event.item, total=event.total, note="train")
+            self.progress.update(self.current, description=event.item, completed=event.done,
+                                 total=event.total, note="train", visible=True)
         elif self.current is not None:
-            self.progress.update(self.current, description=event["id"], note=stage)
+            self.progress.update(self.current, description=event.item, note=stage)
         else:
-            self.current = self.progress.add_task(event["id"], total=None, note=stage)
+            self.current = self.progress.add_task(event.item, total=None, note=stage)
 
 
 def front_tables(analysis: Analysis) -> list[Table]:

@@ -1,6 +1,6 @@
 """Where a search's prepare tasks (train + evaluate one id) run.
 
-Every executor maps `edgesr.search.runner.attempt_prepare` over ids and yields each `Outcome`
+Every executor maps `edgesr.search.task.attempt_prepare` over ids and yields each `Outcome`
 as soon as it finishes; the driver alone writes the store. Three kinds:
 
 * ``local`` with 1 worker: in this process, in order (progress shows each training step).
@@ -24,7 +24,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from edgesr.errors import EdgesrError
-from edgesr.search.runner import Outcome, Reporter, SearchSettings, attempt_prepare, interruptible
+from edgesr.search.settings import SearchSettings
+from edgesr.progress import Reporter
+from edgesr.search.task import Outcome, attempt_prepare, interruptible
 
 
 class LocalExecutor:

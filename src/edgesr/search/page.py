@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from edgesr.atomic import write_text_atomic
+from edgesr.models import FAMILIES
 from edgesr.search.pareto import Analysis, Panel, direction
 from edgesr.search.plots import FAMILY_STYLE, axis_label, staircase
 
@@ -108,10 +109,11 @@ def panel_svg(panel: Panel, first_point: int) -> str:
     on_front = set(panel.front)
     ordered = sorted(enumerate(panel.points), key=lambda item: item[1].id in on_front)  # front on top
     for k, p in ordered:
-        colour = "gold" if p.family == "Bicubic" else FAMILY_STYLE.get(p.family, ("o", "#777"))[1]
+        reference = not FAMILIES[p.family].learned
+        colour = "gold" if reference else FAMILY_STYLE.get(p.family, ("o", "#777"))[1]
         front = p.id in on_front
         style = (f' fill="{colour}" fill-opacity="{1.0 if front else 0.5}"'
-                 f' stroke="{"black" if front or p.family == "Bicubic" else "none"}" stroke-width="1.2"')
+                 f' stroke="{"black" if front or reference else "none"}" stroke-width="1.2"')
         parts.append(f'{_marker(p.family, sx(p.x), sy(p.y), 5.5 if front else 3.8)}{style}'
                      f' class="pt fam-{html.escape(p.family)}" data-i="{first_point + k}"/>')
     parts.append("</svg>")
@@ -189,7 +191,7 @@ def write_html(analysis: Analysis, path: str | os.PathLike, title: str = "edgesr
     families = sorted({p.family for panel in analysis.panels for p in panel.points},
                       key=lambda f: list(FAMILY_STYLE).index(f) if f in FAMILY_STYLE else 99)
     legend = "".join(f'<span data-family="{html.escape(f)}"><svg width="16" height="16">'
-                     f'{_marker(f, 8, 8, 4.5)} fill="{"gold" if f == "Bicubic" else FAMILY_STYLE.get(f, ("o", "#777"))[1]}"'
+                     f'{_marker(f, 8, 8, 4.5)} fill="{"gold" if not FAMILIES[f].learned else FAMILY_STYLE.get(f, ("o", "#777"))[1]}"'
                      f' stroke="black" stroke-width="0.6"/></svg> {html.escape(f)}</span>' for f in families)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in analysis.notes)
     data = json.dumps(points).replace("</", "<\\/")

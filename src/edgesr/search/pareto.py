@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgesr.errors import EdgesrError
-from edgesr.models import ModelSpec
+from edgesr.models import FAMILIES, ModelSpec
 
 Table = dict[str, dict[str, float]]
 
@@ -52,7 +52,7 @@ def pareto_front(points: Sequence[tuple[str, float, float]], x_better: str = "ma
 
 def load_results(path: str | os.PathLike) -> Table:
     """A results table from a search store (SQLite) or a ``.json``/``.csv`` in the paper's format."""
-    from edgesr.evaluate import read_table
+    from edgesr.results import read_table
     from edgesr.search.store import ResultsStore, is_sqlite_file
 
     path = Path(path)
@@ -170,7 +170,7 @@ def analyse(sources: Sequence[Source], x: Sequence[str] = ("speed_cpu",), y: Seq
                 analysis.notes.append(f"{source.name} x{scale}: no row has both {x_column} and {y_column}")
                 continue
             front = pareto_front([(p.id, p.x, p.y) for p in points], direction(x_column), direction(y_column))
-            bicubic = next((p for p in points if p.family == "Bicubic"), None)
+            bicubic = next((p for p in points if not FAMILIES[p.family].learned), None)  # the reference
             if bicubic is None:
                 analysis.notes.append(f"{source.name} x{scale}: no Bicubic_s{scale} row, so no reference point")
             analysis.panels.append(Panel(source.name, scale, x_column, y_column, points, front, bicubic,

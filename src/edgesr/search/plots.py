@@ -14,18 +14,13 @@ from pathlib import Path
 
 from edgesr.atomic import atomic_path
 from edgesr.errors import EdgesrError
+from edgesr.models import FAMILIES
 from edgesr.search.pareto import Analysis, Panel, direction
 
-#: Marker and colour per family (the same in the PNG and the HTML page).
+#: Marker and colour per family (`Family.style`; the same in the PNG and the HTML page), the
+#: learned families first and the reference (bicubic) last, as in the legend.
 FAMILY_STYLE: dict[str, tuple[str, str]] = {
-    "eSR-MAX": ("v", "#1f77b4"),
-    "eSR-TM": ("o", "#d62728"),
-    "eSR-TR": ("s", "#2ca02c"),
-    "eSR-CNN": ("^", "#9467bd"),
-    "ESPCN": ("D", "#ff7f0e"),
-    "FSRCNN": ("P", "#8c564b"),
-    "Bicubic": ("*", "#000000"),
-}
+    name: family.style for name, family in sorted(FAMILIES.items(), key=lambda item: not item[1].learned)}
 
 
 def _pyplot():
@@ -91,7 +86,7 @@ def plot_scale(panels: list[Panel], path: str | os.PathLike, title: str | None =
 def _draw(ax, panel: Panel) -> None:
     on_front = set(panel.front)
     for family, (marker, colour) in FAMILY_STYLE.items():
-        if family == "Bicubic":
+        if not FAMILIES[family].learned:  # the reference point, drawn below
             continue
         points = [p for p in panel.points if p.family == family]
         if not points:
@@ -108,7 +103,7 @@ def _draw(ax, panel: Panel) -> None:
         b = panel.bicubic
         ax.axhline(b.y, color="black", linestyle="--", linewidth=0.8)
         ax.axvline(b.x, color="black", linestyle="--", linewidth=0.8)
-        ax.scatter([b.x], [b.y], marker="*", s=200, color="gold", edgecolors="black", zorder=5, label="Bicubic")
+        ax.scatter([b.x], [b.y], marker="*", s=200, color="gold", edgecolors="black", zorder=5, label=b.family)
     ax.set_xscale("log")
     ax.set_xlabel(axis_label(panel.x))
     ax.set_title(f"{panel.source}, x{panel.scale} ({len(panel.points)} models, {len(panel.front)} on the front)",

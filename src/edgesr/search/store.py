@@ -208,7 +208,7 @@ class ResultsStore:
 
 def export_store(store: str | os.PathLike, path: str | os.PathLike) -> tuple[Path, int]:
     """Write a store's done rows in the paper's format (``.json`` or ``.csv``); returns (path, rows)."""
-    from edgesr.evaluate import write_table
+    from edgesr.results import write_table
 
     with ResultsStore(store, readonly=True) as opened:
         table = opened.table()
