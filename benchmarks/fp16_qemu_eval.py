@@ -4,7 +4,8 @@ No ARMv8.2 machine is at hand, so `edgesr.evaluate.evaluate` (the code behind `e
 with every one-layer model routed through the aarch64 build of the kernel under qemu-aarch64:
 each batch becomes a case of .ci/arm/driver.c (fp16 conv, float input and output) whose output
 the driver writes back. Images, LR degradation, protocol and scoring are evaluate's own, so the
-numbers compare with `edgesr eval --precision fp32` row by row. Slow (emulated): ~10-20 minutes.
+numbers compare with `edgesr eval --precision fp32` row by row. Slow (emulated): ~30 minutes
+for the 12 shipped models on Set5 + Set14 on 2 shared cores.
 
     aarch64-linux-gnu-gcc -O3 -static -pthread -fno-math-errno -std=gnu11 -march=armv8.2-a+fp16 \\
         -o driver82 .ci/arm/driver.c -lm

@@ -67,7 +67,7 @@ def test_cli_exports_ncnn_beside_each_other(tmp_path):
 
 
 def test_cli_refuses_colour_graphs_for_mobile_formats(tmp_path):
-    result = CliRunner().invoke(app, ["export", "eSR-MAX_s2_K3_C2", "--format", "coreml", "--color",
+    result = CliRunner().invoke(app, ["export", "eSR-MAX_s2_K3_C2", "--format", "coreml", "--color", "ycbcr",
                                       "-o", str(tmp_path / "esr")])
     assert result.exit_code == 1 and "luma graph" in result.output
 

@@ -36,7 +36,7 @@ def gray(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 @needs_kernel
 def test_default_precision_is_fp32():
-    assert Upscaler("eSR-MAX_s2_K3_C1").backend.precision == "fp32"
+    assert Upscaler("eSR-MAX_s2_K3_C2").backend.precision == "fp32"
 
 
 @needs_kernel
@@ -85,11 +85,11 @@ def test_colour_images_and_threads_run_at_reduced_precision(precision):
 @needs_kernel
 def test_unknown_or_unavailable_precision_is_a_clear_error():
     with pytest.raises(EdgesrError, match="unknown precision"):
-        Upscaler("eSR-MAX_s2_K3_C1", precision="fp8")
+        Upscaler("eSR-MAX_s2_K3_C2", precision="fp8")
     missing = next((p for p in ("bf16", "int8", "fp16") if p not in native.precisions()), None)
     if missing is not None:
         with pytest.raises(EdgesrError, match="needs"):
-            Upscaler("eSR-MAX_s2_K3_C1", precision=missing)
+            Upscaler("eSR-MAX_s2_K3_C2", precision=missing)
 
 
 @needs_kernel
@@ -97,7 +97,7 @@ def test_bicubic_and_other_backends_refuse_reduced_precision():
     with pytest.raises(EdgesrError, match="Bicubic"):
         Upscaler("Bicubic_s2", precision="bf16")
     with pytest.raises(EdgesrError, match="fused CPU kernel"):
-        Upscaler("eSR-MAX_s2_K3_C1", backend="torch", precision="bf16")
+        Upscaler("eSR-MAX_s2_K3_C2", backend="torch", precision="bf16")
 
 
 @needs_kernel
