@@ -120,3 +120,22 @@ def test_no_family_name_is_compared_outside_the_models_package():
     outside = [p for p in PACKAGE.rglob("*.py") if (PACKAGE / "models") not in p.parents]
     uses = [use for path in outside for use in family_name_uses(path, set(FAMILIES))]
     assert uses == [], "ask edgesr.models.family_of(spec) for the fact instead: " + "; ".join(uses)
+
+
+def terminal_uses(path: Path) -> list[str]:
+    """Where a file talks to the terminal: imports Rich or calls print()."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] == "rich"]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            found.append(f"{path.name}:{node.lineno} print()")
+    return found
+
+
+def test_only_the_command_line_talks_to_the_terminal():
+    library = [p for p in PACKAGE.rglob("*.py") if p.name not in ("cli.py", "cli_views.py")]
+    uses = [use for path in library for use in terminal_uses(path)]
+    assert uses == [], "report through an edgesr.progress callback instead: " + "; ".join(uses)
+    assert terminal_uses(PACKAGE / "cli_views.py")  # the finder sees Rich where it is

@@ -207,3 +207,11 @@ def test_list_models_filters_the_shipped_ids_like_the_grid():
     assert shipped == list(shipped_manifest()["models"]) and set(shipped) <= set(paper_grid())
     assert list_models("ESR-max", scale=3, shipped=True) == [i for i in shipped if i.startswith("eSR-MAX_s3_")]
     assert len(list_models("eSR-MAX", scale=3)) == 48
+
+
+def test_list_models_names_an_unknown_family_instead_of_matching_nothing():
+    from edgesr.errors import EdgesrError
+    from edgesr.models import list_models
+
+    with pytest.raises(EdgesrError, match="unknown family 'eSR-XL'; choose from Bicubic, eSR-MAX"):
+        list_models("eSR-XL")

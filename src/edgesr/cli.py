@@ -167,6 +167,7 @@ def upscale_command(
     image_format: Optional[str] = typer.Option(None, "--format", help="Image format of a folder output (png, jpg, webp, ...); default: each input's own."),
 ) -> None:
     """Upscale images or videos (.mp4, .mkv, ...) with one model; other files in the batch go on when one fails."""
+    from edgesr.cli_views import UpscaleView
     from edgesr.upscale_files import upscale_files
 
     options = {k: str(v) for k, v in (("crf", crf), ("preset", preset)) if v is not None}
@@ -174,7 +175,7 @@ def upscale_command(
         from edgesr.official import official_files
 
         weights = official_files([model], weights)[0]
-    with UpscaleView(verbose) as view:
+    with UpscaleView(console, verbose) as view:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels,
                                tile=tile, backend=backend, precision=precision, progress=view, video_codec=codec,
@@ -187,60 +188,6 @@ def upscale_command(
     console.print(report.summary(), highlight=False)
     if report.errors:
         raise typer.Exit(code=1)
-
-
-class UpscaleView:
-    """`upscale_files` events on the terminal: a bar over the files, one line per file written
-    (``verbose``: with its read and write times) and a bar over each video's frames."""
-
-    def __init__(self, verbose: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.verbose, self.images = verbose, 0
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=console, transient=True)
-        self.files = self.video = None
-
-    def __enter__(self) -> UpscaleView:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if event.task == "video" and event.kind == "start":
-            self.video = self.bar.add_task(escape(event.item), total=event.total)
-        elif event.task == "video" and event.kind == "advance" and self.video is not None:
-            self.bar.update(self.video, advance=event.units,
-                            description=f"{escape(event.item)} {event.values['fps']:.1f} fps")
-        elif event.kind == "start":
-            self.files = self.bar.add_task("upscaling", total=event.total)
-        elif event.kind == "finished":
-            self._finished(event)
-
-    def _finished(self, event: ProgressEvent) -> None:
-        done = event.values
-        if self.video is not None and ("frames" in done or "error" in done):  # the video's bar is done
-            self.bar.remove_task(self.video)
-            self.video = None
-        if "frames" in done:  # a video
-            line = (f"{done['source']} -> {done['target']}  {done['frames']} frames {done['out_size'][0]}x"
-                    f"{done['out_size'][1]} at {done['fps']:g} fps, {done['codec']}, audio {done['audio']},"
-                    f" {done['frames'] / max(done['upscale'], 1e-9):.1f} frames/s")
-        elif "error" not in done:
-            self.images += 1
-            (w, h), (out_w, out_h) = done["in_size"], done["out_size"]
-            line = f"{done['source']} -> {done['target']}  {w}x{h} -> {out_w}x{out_h}  {done['upscale'] * 1000:.0f} ms"
-            if self.verbose:
-                line += f"  (read {done['read'] * 1000:.0f} ms, write {done['write'] * 1000:.0f} ms)"
-        else:
-            self.images += 1
-            line = None
-        if line is not None:
-            self.bar.console.print(line, highlight=False, markup=False)
-        if self.files is not None:
-            self.bar.update(self.files, advance=event.units, description=escape(event.item))
 
 
 datasets_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -740,7 +687,7 @@ def search_command(
     With only --store and --export, writes the store's table and exits.
     """
     from edgesr.search import SearchSettings, export_store, run_search, select_ids, with_bicubic
-    from edgesr.search.console import SearchProgress
+    from edgesr.cli_views import SearchProgress
     from edgesr.search.grid import parse_values
     from edgesr.search.settings import default_train_threads
 
@@ -802,7 +749,7 @@ def pareto_command(
     import json
 
     from edgesr.atomic import write_text_atomic
-    from edgesr.search.console import front_tables
+    from edgesr.cli_views import front_tables
     from edgesr.search.grid import parse_values
     from edgesr.search.page import write_html
     from edgesr.search.pareto import analyse, fronts_table, load_sources

@@ -17,7 +17,7 @@ from edgesr.models.baselines import ESPCN_FAMILY, FSRCNN_FAMILY
 from edgesr.models.classic import BICUBIC
 from edgesr.models.esr import ESR_CNN, ESR_MAX, ESR_TM, ESR_TR
 from edgesr.models.family import Family
-from edgesr.models.spec import ModelSpec, paper_grid
+from edgesr.models.spec import ModelSpec, canonical_family, paper_grid
 from edgesr.weights import load_weights_into, shipped_manifest, shipped_weights_path
 
 #: Every family by name, each declared next to its definition (`edgesr.models.family.Family`).
@@ -108,10 +108,9 @@ def list_models(family: str | None = None, scale: int | None = None, shipped: bo
     ['eSR-TM_s2_K7_C16']
     """
     ids = list(shipped_manifest()["models"]) if shipped else paper_grid()
+    family = None if family is None else canonical_family(family)
     specs = [ModelSpec.parse(i) for i in ids]
-    return [s.id for s in specs
-            if (family is None or s.family.lower() == family.lower())
-            and (scale is None or s.scale == scale)]
+    return [s.id for s in specs if (family is None or s.family == family) and (scale is None or s.scale == scale)]
 
 
 def context_pixels(spec: ModelSpec | str) -> int:

@@ -113,6 +113,18 @@ class ModelSpec:
         return hash(self.id)
 
 
+def canonical_family(name: str) -> str:
+    """A family name in any case (``esr-tm``) -> its spelling in ids (``eSR-TM``).
+
+    >>> canonical_family("esr-tm")
+    'eSR-TM'
+    """
+    for family in FAMILY_FIELDS:
+        if family.lower() == name.strip().lower():
+            return family
+    raise EdgesrError(f"unknown family {name!r}; choose from {', '.join(FAMILY_FIELDS)}")
+
+
 def parse_model_name(name: str, scale: int) -> ModelSpec:
     """An id, or the name of a family without hyper-parameters (``Bicubic``) for its model at
     ``scale``: what `edgesr bench` accepts.

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from edgesr.errors import EdgesrError
-from edgesr.models.spec import FAMILY_FIELDS, ModelSpec, paper_grid
+from edgesr.models.spec import FAMILY_FIELDS, ModelSpec, canonical_family, paper_grid
 
 PAPER_SCALES = (2, 3, 4)
 
@@ -48,14 +48,6 @@ def parse_values(text: str) -> list[int]:
     if not values:
         raise EdgesrError(f"{text!r}: names no value")
     return values
-
-
-def canonical_family(name: str) -> str:
-    """A family name in any case (``esr-tm``) -> its spelling in ids (``eSR-TM``)."""
-    for family in FAMILY_FIELDS:
-        if family.lower() == name.strip().lower():
-            return family
-    raise EdgesrError(f"unknown family {name!r}; choose from {', '.join(FAMILY_FIELDS)}")
 
 
 def read_ids_file(path: str | os.PathLike) -> list[str]:
