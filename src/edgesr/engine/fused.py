@@ -112,7 +112,7 @@ class FusedBackend:
         self.plan = make_plan(model)
         if native.load() is None:
             raise EdgesrError(f"fused backend unavailable: {native.unavailable_reason()}")
-        self.precision = check_precision(precision, model)
+        self.precision = check_precision(precision, self.plan)
         self.scale = self.plan.scale
         self.threads = threads
         self.filter = self.plan.native_filter()  # also what the colour pipeline runs
@@ -157,13 +157,13 @@ class FusedBackend:
         return out
 
 
-def check_precision(precision: str, model: nn.Module) -> str:
-    """``precision`` when the kernel runs it for ``model`` on this CPU, else a clear error."""
+def check_precision(precision: str, plan: FusedPlan) -> str:
+    """``precision`` when the kernel runs it for ``plan`` on this CPU, else a clear error."""
     if precision not in native.PRECISIONS:
         raise EdgesrError(f"unknown precision {precision!r}; choose {', '.join(native.PRECISIONS)}")
     if precision == "fp32":
         return precision
-    if model.spec.family == "Bicubic":
+    if plan.vert is not None:  # separable (Bicubic)
         raise EdgesrError("Bicubic runs a separable fp32 filter bound by memory traffic; reduced precision"
                           " is for eSR-MAX/TM/TR")
     if precision not in native.precisions():
