@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,10 +89,10 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
                      budget_s: float | None = None, burst: int = 1) -> dict[str, Timing]:
     """Time every callable ``repeats`` times, one round of all of them after another.
 
-    Each round starts one callable further along, so that every callable follows every other
-    equally often: a call right after OpenCV's resize measured 2x slower on a 2-core box (its
-    pool threads keep spinning for a while after a job), and a fixed order gave that penalty
-    always to the same row.
+    Each round runs the callables in a new (seeded) random order, so that each follows every
+    other about equally often: a call right after OpenCV's resize measured 2x slower on a 2-core
+    box (its pool threads keep spinning for a while after a job), and a fixed or rotated order
+    (a rotation keeps who-follows-whom) gave that penalty always to the same row.
 
     ``sync`` runs after each sample inside the timed region (CUDA: ``torch.cuda.synchronize``).
     Each sample is ``burst`` back-to-back calls (one ``sync`` after them), divided by ``burst``:
@@ -106,10 +107,9 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
             fn()
             sync()
     timings = {name: Timing() for name in calls}
-    names = list(calls)
-    for round_ in range(max(1, repeats)):
-        start_at = round_ % len(names)
-        for name in names[start_at:] + names[:start_at]:
+    names, shuffler = list(calls), random.Random(0)
+    for _ in range(max(1, repeats)):
+        for name in shuffler.sample(names, len(names)):
             fn = calls[name]
             t = timings[name]
             if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) * burst > budget_s:
