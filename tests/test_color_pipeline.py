@@ -70,6 +70,15 @@ def test_bgr_order_is_rgb_with_channels_swapped_in_and_out():
 
 
 @needs_kernel
+def test_bgr_order_with_the_model_on_each_channel_keeps_channels_in_place():
+    image = photo((19, 23, 3), np.uint8, seed=6)
+    model = create_model("eSR-MAX_s2_K3_C2")
+    rgb = Upscaler(model, color="rgb").upscale(image)
+    bgr = Upscaler(model, color="rgb", channels="bgr").upscale(np.ascontiguousarray(image[..., ::-1]))
+    assert np.array_equal(bgr[..., ::-1], rgb)
+
+
+@needs_kernel
 def test_bgra_keeps_alpha_last():
     image = photo((21, 19, 4), np.uint8, seed=5)
     bgra = np.concatenate([image[..., 2::-1], image[..., 3:]], axis=-1)

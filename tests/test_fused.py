@@ -135,3 +135,17 @@ def test_native_build_failure_is_reported_not_raised(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         native.load.cache_clear()
+
+
+def test_missing_compiler_is_one_warning_naming_why(monkeypatch, caplog):
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    native.load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="edgesr"):
+            assert native.load() is None
+            assert native.load() is None  # cached: still one line
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "no C compiler found" in warnings[0]
+    finally:
+        monkeypatch.undo()
+        native.load.cache_clear()

@@ -208,18 +208,19 @@ def pipeline_image(pipeline: str, h: int, w: int, rng: np.random.Generator) -> n
 
 
 def _user_upscaler(model_id: str | nn.Module, backend: str, device: str, dtype: str,
-                   weights: str | os.PathLike | None = None):  # noqa: ANN202
+                   weights: str | os.PathLike | None = None, precision: str = "fp32"):  # noqa: ANN202
     """``Upscaler(id, pretrained=...)`` as a user builds it (a module as given; ``weights``, else
     shipped weights when there are some, else fresh ones: the speed does not depend on the values)."""
     from edgesr.engine import Upscaler
     from edgesr.weights import shipped_manifest
 
     if isinstance(model_id, nn.Module):
-        return Upscaler(model_id, backend=backend, device=device, dtype=dtype)
+        return Upscaler(model_id, backend=backend, device=device, dtype=dtype, precision=precision)
     if weights is not None:
-        return Upscaler(model_id, weights=str(weights), backend=backend, device=device, dtype=dtype)
+        return Upscaler(model_id, weights=str(weights), backend=backend, device=device, dtype=dtype,
+                        precision=precision)
     shipped = model_id in shipped_manifest()["models"]
-    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype)
+    return Upscaler(model_id, pretrained=shipped, backend=backend, device=device, dtype=dtype, precision=precision)
 
 
 def _resident_call(engine, reference, lr: torch.Tensor) -> Callable[[], object]:  # noqa: ANN001
@@ -242,7 +243,8 @@ def copy_call(device: str, megabytes: int = 256) -> tuple[Callable[[], object], 
 def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str = "cpu", threads: int | None = None,
           dtype: str | None = None, repeats: int = 10, size: tuple[int, int] = FULL_HD,
           baselines: bool = True, pipeline: str = "luma", energy: bool = False, energy_s: float = 2.0,
-          weights: Mapping[str, str | os.PathLike] | None = None) -> tuple[dict[str, dict], dict[str, object]]:
+          weights: Mapping[str, str | os.PathLike] | None = None,
+          precisions: Sequence[str] = ()) -> tuple[dict[str, dict], dict[str, object]]:
     """Time each model with the baselines interleaved.
 
     ``pipeline="luma"`` times the engine on a uint8 luma plane (the kernel); ``"gray"``, ``"rgb"``
@@ -254,6 +256,9 @@ def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str 
     info with the machine, library versions, GEMM peak and notes (skipped baselines).
     ``energy`` adds ``joules_per_frame_<device>``, ``watts_<device>`` and ``energy_counter`` (or
     ``energy_note``: why there is no counter), from at least ``energy_s`` s of the engine alone.
+    ``precisions`` ("bf16", "int8", "fp16") time the fused kernel at each reduced precision in the
+    same interleaved rounds as the fp32 engine: ``ms_engine_<p>_<device>`` and
+    ``speedup_<p>`` (fp32 ms / its ms), so a speed-up is measured under the same load.
     """
     if pipeline not in PIPELINES:
         raise EdgesrError(f"unknown pipeline {pipeline!r}; choose {', '.join(PIPELINES)} (or video)")
@@ -311,6 +316,13 @@ def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str 
             run = _engine_u8(engine)
             calls["engine"] = lambda r=run, x=plane: r(x)
             calls["torch_reference"] = lambda m=reference, x=lr: m(x)
+        for precision in precisions:
+            if pipeline == "luma":
+                variant = make_backend(backend, model, device=str(dev), dtype=dtype, precision=precision)
+                calls[f"engine_{precision}"] = lambda r=_engine_u8(variant), x=plane: r(x)
+            else:
+                calls[f"engine_{precision}"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype, weight_file,
+                                                                       precision=precision).upscale, x=array: f(x)
         calls["gemm"] = gemm
         if baselines:
             from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device
@@ -333,6 +345,8 @@ def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str 
         rows[spec.id] = row = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),
                                    getattr(engine, "name", backend), threads)
         row["pipeline"] = pipeline
+        for precision in precisions:
+            row[f"speedup_{precision}"] = row[f"ms_{suffix}"] / row[f"ms_engine_{precision}_{suffix}"]
         if copy is not None:  # bytes the kernel must move: the LR input and the HR output
             moved = (h * w + h * s * w * s) * torch.empty(0, dtype=torch_dtype).element_size()
             row[f"gbs_{suffix}"] = moved / (row[f"ms_{suffix}"] * 1e-3) / 1e9

@@ -159,6 +159,7 @@ def upscale_command(
     max_pixels: int = typer.Option(16384 * 16384, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Seam-free tiles of N LR pixels (bit-identical output, bounded memory); default: only when needed, 0: never."),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest correct engine), torch, fused, openvino, triton (CUDA), cudagraph (CUDA) or onnxruntime."),
+    precision: str = typer.Option("fp32", "--precision", help="Conv arithmetic of eSR-MAX/TM/TR in the fused kernel: fp32, or opt-in bf16/int8 (x86 AVX512-BF16/VNNI), fp16 (ARMv8.2-A); README: what each costs."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (default libx264, else mpeg4), e.g. libx265, libvpx-vp9."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video quality (x264/x265 CRF; default 18, lower is better)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Video encoder preset (x264/x265; default medium), e.g. veryfast."),
@@ -177,7 +178,7 @@ def upscale_command(
     with UpscaleView(console, verbose) as view:
         report = upscale_files(inputs, output, model=model, scale=scale, weights=weights,
                                device=check_device(device), dtype=dtype, color=color, max_pixels=max_pixels,
-                               tile=tile, backend=backend, progress=view, video_codec=codec,
+                               tile=tile, backend=backend, precision=precision, progress=view, video_codec=codec,
                                video_options=options or None, image_format=image_format)
     if verbose and view.images:
         console.print("stages: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in report.stage_seconds.items())
@@ -305,6 +306,7 @@ def eval_command(
     lpips: bool = typer.Option(False, "--lpips", help="Add LPIPS columns when the lpips package and its weights are on disk."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's choice)."),
     backend: str = typer.Option("auto", "--backend", help="auto: fused C kernel for one-layer models when it compiles (same borders, scores equal within 1e-7 dB), OpenVINO for the deep families with the openvino extra (within 1e-6 dB); torch: the model's own forward (reference)."),
+    precision: str = typer.Option("fp32", "--precision", help="The fused kernel's conv precision for one-layer models: fp32, bf16, int8 or fp16 (what each costs in PSNR)."),
 ) -> None:
     """Evaluate models on benchmark sets: PSNR/SSIM per set with the paper's column names."""
     import torch
@@ -337,7 +339,7 @@ def eval_command(
                   console=err_console, transient=True) as bar:
         task = bar.add_task("eval", total=total)
         result = evaluate(entries, names, protocol=protocol, resize=resize, per_image=per_image,
-                          save_images=save_images, lpips=lpips, backend=backend,
+                          save_images=save_images, lpips=lpips, backend=backend, precision=precision,
                           progress=lambda event: bar.advance(task, event.units))
     check_finite_table(result.table)
     if output is not None:
@@ -404,6 +406,7 @@ def bench_command(
     frames: int = typer.Option(300, "--frames", help="--pipeline video: frames of the synthetic 640x480 H.264 + AAC clip."),
     energy: bool = typer.Option(False, "--energy", help="Add joules per frame and watts from the device's energy counter (NVML on NVIDIA GPUs, RAPL on CPUs)."),
     energy_seconds: float = typer.Option(2.0, "--energy-seconds", help="--energy: seconds of the engine alone per model."),
+    precision: str = typer.Option("", "--precision", help="Also time the fused kernel at these reduced precisions in the same rounds, e.g. bf16,int8 (speed-up vs fp32 printed per model)."),
 ) -> None:
     """Time models upscaling to Full-HD against OpenCV, Pillow, torch bicubic and the torch forward."""
     from edgesr.bench import GPU_BURST, bench, expand_models
@@ -429,7 +432,8 @@ def bench_command(
         weights = dict(zip(ids, official_files(ids)))
     rows, info = bench(ids, backend=backend, device=check_device(device),
                        threads=threads, dtype=dtype, repeats=max(1, repeats), size=(out_h, out_w),
-                       pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights)
+                       pipeline=pipeline, energy=energy, energy_s=energy_seconds, weights=weights,
+                       precisions=[p.strip() for p in precision.split(",") if p.strip()])
     if output is not None:
         write_table(rows, output)
     for note in info["notes"]:
@@ -453,6 +457,11 @@ def bench_command(
                       f"{100 * row[f'peak_fraction_{dev}']:.0f}", ratio("opencv"), ratio("pillow"), *last,
                       *_extra_cells(row, dev, resident, energy))
     console.print(table)
+    for model_id, row in rows.items():
+        for key in (k for k in row if k.startswith("speedup_") and k != "speedup_vs_torch_reference"):
+            name = key.removeprefix("speedup_")
+            console.print(f"{model_id} {name}: {row[f'ms_engine_{name}_{dev}']:.2f} ms, {row[key]:.2f}x fp32",
+                          highlight=False)
     if energy:
         why = next((r["energy_note"] for r in rows.values() if "energy_note" in r), None)
         console.print(f"energy: {escape(str(info.get('energy')))}" if why is None
@@ -517,7 +526,8 @@ def _bench_video(models: list[str], threads: Optional[int], repeats: int, frames
 def export_command(
     model: str = typer.Argument(..., help="Model id, e.g. eSR-TM_s2_K7_C16."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write (.onnx or .pt)."),
-    format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx, torchscript, ncnn (-o NAME: NAME.param + NAME.bin), coreml (NAME.mlpackage) or tflite (LiteRT, fixed --size); the last three need the edgesr[ncnn|coreml|tflite] extras."),
+    size: str = typer.Option("540x960", "--size", help="--format tflite: the input size HxW (LiteRT files have one)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Official .model or edgesr .safetensors file."),
     official: bool = typer.Option(False, "--official", help=OFFICIAL_HELP),
     fp16: bool = typer.Option(False, "--fp16", help="Store and run the model in float16."),
@@ -528,13 +538,18 @@ def export_command(
     from edgesr import export, export_check
     from edgesr.models import load_model
 
-    if format not in ("onnx", "torchscript"):
-        raise EdgesrError(f"unknown export format {format!r}; choose onnx or torchscript")
+    if format not in ("onnx", "torchscript", "ncnn", "coreml", "tflite"):
+        raise EdgesrError(f"unknown export format {format!r}; choose onnx, torchscript, ncnn, coreml or tflite")
+    if format in ("ncnn", "coreml", "tflite") and (fp16 or color):
+        raise EdgesrError(f"--format {format} writes the float32 luma graph; --fp16 and --color are for onnx/torchscript")
     if official:
         from edgesr.official import official_files
 
         weights = official_files([model], weights)[0]
     module = load_model(model, weights)
+    if format in ("ncnn", "coreml", "tflite"):
+        console.print(_export_mobile(module, output, format, check, size), highlight=False, markup=False)
+        return
     if format == "onnx":
         path = export.export_onnx(module, output, fp16=fp16, color=color)
         parity = export_check.onnx_parity if check else None
@@ -548,6 +563,36 @@ def export_command(
         unit = " levels of 255" if color else ""
         message += f"; max |difference| vs torch reference {error:.3g}{unit}"
     console.print(message, highlight=False, markup=False)
+
+
+def _export_mobile(module, output: Path, format: str, check: bool, size: str) -> str:  # noqa: ANN001
+    """ncnn, Core ML or LiteRT export and its check; the line to print."""
+    from edgesr import export_mobile
+
+    if format == "tflite":
+        try:
+            h, w = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise EdgesrError(f"--size {size!r}: expected HxW, e.g. 540x960") from None
+        path = export_mobile.export_tflite(module, output, (h, w))
+        message = f"wrote {path} (LiteRT, float32, luma graph (1, 1, {h}, {w}))"
+        if check:
+            error = export_mobile.tflite_parity(module, path)
+            message += f"; max |difference| vs torch reference {error:.3g} (ai-edge-litert)"
+        return message
+
+    if format == "ncnn":
+        param, weights = export_mobile.export_ncnn(module, output)
+        message = f"wrote {param} and {weights} (ncnn, luma graph in0 -> out0)"
+        if check:
+            error = export_mobile.ncnn_parity(module, param, weights)
+            message += f"; max |difference| vs torch reference {error:.3g} (ncnn runtime)"
+        return message
+    path = export_mobile.export_coreml(module, output)
+    message = f"wrote {path} (Core ML ML program, float32, luma graph lr -> hr)"
+    if check:
+        message += f"; {export_mobile.coreml_check(module, path)}"
+    return message
 
 
 @command("train")

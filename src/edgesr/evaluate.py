@@ -395,7 +395,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
              protocol: str | Protocol = "paper", resize: str = DEFAULT_RESIZE,
              per_image: bool = False, save_images: str | os.PathLike | None = None,
              lpips: bool = False, progress: Reporter | None = None,
-             backend: str = "auto") -> EvalResult:
+             backend: str = "auto", precision: str = "fp32") -> EvalResult:
     """Evaluate models on benchmark sets with the given protocol.
 
     Image-major: each image is prepared and its HR statistics computed once, then every model
@@ -420,6 +420,8 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
             10-25x faster on Set5+Set14 for eSR-TM/TR/MAX), and torch for the others; "torch"
             runs the module's own forward (the reference; PSNRs over all 1185 official files
             equal within 1e-7 dB).
+        precision: the fused kernel's conv precision for one-layer models ("bf16", "int8",
+            "fp16"; see `edgesr.engine.fused.FusedBackend`), to measure what it costs.
     Returns:
         an `EvalResult` whose table rows follow the paper's column names, in the models' order.
     """
@@ -443,7 +445,7 @@ def evaluate(models: Iterable[str | ModelEntry], datasets: Sequence[str | os.Pat
     built = [(entry, modules[entry.id] if entry.id in modules else build_model(entry)) for entry in entries]
     by_scale: dict[int, list[tuple[ModelEntry, Callable[[torch.Tensor], torch.Tensor]]]] = {}
     for entry, model in built:
-        by_scale.setdefault(model.spec.scale, []).append((entry, _runner(model, backend)))
+        by_scale.setdefault(model.spec.scale, []).append((entry, _runner(model, backend, precision)))
     # scores[(id, set)] -> per-image (image index, psnr, ssim, lpips or None)
     scores: dict[tuple[str, str], list[tuple[int, str, float, float, float | None]]] = {}
     for dataset, name in zip(datasets, names):
@@ -506,16 +508,16 @@ def _report_skipped(result: EvalResult, name: str, scale: int, used: int, skippe
         raise EdgesrError(f"{name}: no usable image for x{scale} ({skipped[0] if skipped else 'empty'})")
 
 
-def _runner(model: nn.Module, backend: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def _runner(model: nn.Module, backend: str, precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]:
     """The callable that runs ``model``: itself for "torch", else an `edgesr.engine` backend."""
-    if backend == "torch":
+    if backend == "torch" and precision == "fp32":
         device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
         if device.type == "cpu":
             return model
         return lambda batch: model(batch.to(device)).float().cpu()  # a model training on a GPU
     if backend not in ("auto", "fused"):
         raise EdgesrError(f"unknown backend {backend!r} for evaluation; choose torch, auto or fused")
-    return make_backend(backend, model, device="cpu", dtype="float32")
+    return make_backend(backend, model, device="cpu", dtype="float32", precision=precision)
 
 
 def count_images(datasets: Sequence[str | os.PathLike]) -> int:

@@ -131,7 +131,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
                   progress: Reporter | None = None, tile: int | None = None,
                   backend: str = "auto", video_codec: str | None = None,
                   video_options: dict[str, str] | None = None,
-                  image_format: str | None = None) -> BatchReport:
+                  image_format: str | None = None, precision: str = "fp32") -> BatchReport:
     """Upscale every input image into ``output``; returns a `BatchReport` (errors included).
 
     Video files (by extension) go through `edgesr.video.upscale_video` (``video_codec`` and
@@ -148,7 +148,7 @@ def upscale_files(inputs: list[str], output: Path, model: str | None = None, sca
     check_tile(tile)
     check_output_name(Path(output))
     upscaler = Upscaler(model_id, weights=str(weights) if weights else None, device=device, dtype=dtype,
-                        color=color, tile=tile, backend=backend)
+                        color=color, tile=tile, backend=backend, precision=precision)
     report = BatchReport(upscaler.model_id, upscaler.scale)
     paths, report.errors = expand_inputs(inputs)
     suffix = None

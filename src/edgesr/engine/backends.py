@@ -32,10 +32,15 @@ BACKENDS["cudagraph"] = CudaGraphBackend  # the torch forward replayed from CUDA
 
 
 def make_backend(name: str, model: nn.Module, device: str | None = "cpu",
-                 dtype: str = "float32") -> Backend:
+                 dtype: str = "float32", precision: str = "fp32") -> Backend:
     """Build the backend called ``name`` for ``model``; "auto" picks the Triton kernels on CUDA
     (`triton_backend.auto_choice`), OpenVINO for the deep families on CPU when its extra is
-    installed (`openvino_backend.auto_build`), else `fused.auto_backend`."""
+    installed (`openvino_backend.auto_build`), else `fused.auto_backend`. A reduced ``precision``
+    ("bf16", "int8", "fp16") is the fused kernel's alone (`FusedBackend`)."""
+    if precision != "fp32":
+        if name not in ("auto", "fused"):
+            raise EdgesrError(f"precision {precision!r} runs in the fused CPU kernel; not with backend {name!r}")
+        return FusedBackend(model, device=device, dtype=dtype, precision=precision)
     if name == "auto":
         built = openvino_auto(model, device, dtype)
         if built is not None:

@@ -54,9 +54,9 @@ def plan_color(channels: int, peak: float, color: str = "ycbcr", order: str = "r
         planes.append((model_kind, [1.0 / peak]))
         mix.append([peak])
     elif color == "rgb":
-        for k in range(3):
+        for k in range(3):  # each channel through the model in place: the order does not matter
             coef = [0.0] * channels
-            coef[rgb_index[k]] = 1.0 / peak
+            coef[k] = 1.0 / peak
             planes.append((model_kind, coef))
         mix = [[peak if p == k else 0.0 for p in range(3)] for k in range(3)]
     else:

@@ -94,13 +94,17 @@ class FusedBackend:
     """Runs a one-layer model on CPU through the compiled fused kernel (float32).
 
     ``threads`` defaults to ``torch.get_num_threads()`` at each call, so ``torch.set_num_threads``
-    (and ``edgesr bench --threads``) governs both engines alike.
+    (and ``edgesr bench --threads``) governs both engines alike. ``precision`` (opt-in) runs the
+    model's convolution in "bf16" (AVX512-BF16), "int8" (AVX512-VNNI, weights quantized per
+    output channel, inputs on 256 levels of 0..1) or "fp16" (ARMv8.2-A); the reduction and
+    everything around it stay fp32 (README, "Reduced precision", for what each costs in PSNR).
     """
 
     name = "fused"
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = "cpu",
-                 dtype: str | torch.dtype = "float32", threads: int | None = None) -> None:
+                 dtype: str | torch.dtype = "float32", threads: int | None = None,
+                 precision: str = "fp32") -> None:
         if resolve_device(device).type != "cpu":
             raise EdgesrError("the fused backend runs on the CPU; use backend='torch' for CUDA")
         if resolve_dtype(dtype) != torch.float32:
@@ -108,6 +112,7 @@ class FusedBackend:
         self.plan = make_plan(model)
         if native.load() is None:
             raise EdgesrError(f"fused backend unavailable: {native.unavailable_reason()}")
+        self.precision = check_precision(precision, self.plan)
         self.scale = self.plan.scale
         self.threads = threads
         self.filter = self.plan.native_filter()  # also what the colour pipeline runs
@@ -147,8 +152,24 @@ class FusedBackend:
         if clamp is None:
             clamp = (0.0, float(np.iinfo(out.dtype).max)) if out.dtype != np.float32 else (0.0, 0.0)
         threads = self.threads or torch.get_num_threads()
-        native.plane(x, out, self.filter, s, border, threads, in_affine, (*out_affine, *clamp))
+        native.plane(x, out, self.filter, s, border, threads, in_affine, (*out_affine, *clamp),
+                     native.PRECISIONS[self.precision])
         return out
+
+
+def check_precision(precision: str, plan: FusedPlan) -> str:
+    """``precision`` when the kernel runs it for ``plan`` on this CPU, else a clear error."""
+    if precision not in native.PRECISIONS:
+        raise EdgesrError(f"unknown precision {precision!r}; choose {', '.join(native.PRECISIONS)}")
+    if precision == "fp32":
+        return precision
+    if plan.vert is not None:  # separable (Bicubic)
+        raise EdgesrError("Bicubic runs a separable fp32 filter bound by memory traffic; reduced precision"
+                          " is for eSR-MAX/TM/TR")
+    if precision not in native.precisions():
+        raise EdgesrError(f"precision {precision!r} needs {native.PRECISION_NEEDS[precision]}, which this"
+                          f" CPU (or the kernel's build) lacks; it runs {', '.join(native.precisions())}")
+    return precision
 
 
 def self_check(backend: FusedBackend, model: nn.Module) -> bool:

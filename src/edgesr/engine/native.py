@@ -17,6 +17,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 from functools import cache
@@ -24,6 +25,8 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+
+from edgesr.errors import log
 
 SOURCE = "fused.c"
 FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11")
@@ -34,6 +37,10 @@ _F, _I, _L, _P = ctypes.c_float, ctypes.c_int, ctypes.c_long, ctypes.c_void_p
 #: Element type codes of the kernel's buffers.
 TYPES = {np.dtype(np.float32): 0, np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
 MAXP = 4  # planes and output channels of the colour pipeline
+#: Arithmetic of the one-layer conv (the kernel's P_* codes); the rest always runs in fp32.
+PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2, "fp16": 3}
+#: What each reduced precision needs from the CPU (and the build, -march=native).
+PRECISION_NEEDS = {"bf16": "x86 AVX512-BF16", "int8": "x86 AVX512-VNNI", "fp16": "ARMv8.2-A FP16 (aarch64)"}
 
 
 class Buffer(ctypes.Structure):
@@ -86,6 +93,20 @@ def _cpu_key() -> str:
         return platform.processor() + platform.machine()
 
 
+def _run_compiler(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a compiler in its own process group, so that a timeout also ends cc1 and the
+    assembler (killing only the driver left them compiling for minutes on a loaded machine)."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
 def _build(compiler: str, source: Path, target: Path) -> str | None:
     """Compile ``source`` into ``target`` (atomically); returns an error text or None."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +115,7 @@ def _build(compiler: str, source: Path, target: Path) -> str | None:
     error = "no compile attempted"
     try:
         for arch in (["-march=native"], []):  # some compilers/targets lack -march=native
-            result = subprocess.run([compiler, *FLAGS, *arch, "-o", tmp, str(source), "-lm"],
-                                    capture_output=True, text=True, timeout=120)
+            result = _run_compiler([compiler, *FLAGS, *arch, "-o", tmp, str(source), "-lm"], timeout=120)
             if result.returncode == 0:
                 os.replace(tmp, target)
                 return None
@@ -111,7 +131,19 @@ def _build(compiler: str, source: Path, target: Path) -> str | None:
 
 @cache
 def load() -> ctypes.CDLL | None:
-    """The compiled kernel, building it on first use; ``None`` when it cannot be had."""
+    """The compiled kernel, building it on first use; ``None`` when it cannot be had.
+
+    When it cannot be had (other than by ``EDGESR_NATIVE=0``), one warning on the ``edgesr``
+    logger says why: the CLI prints it as one line, so a slow run on a machine without a compiler
+    explains itself.
+    """
+    lib = _build_and_load()
+    if lib is None and not _REASON[-1].startswith("disabled"):
+        log.warning("fused C kernel unavailable (%s); using the torch forward instead (slower)", _REASON[-1])
+    return lib
+
+
+def _build_and_load() -> ctypes.CDLL | None:
     if os.environ.get("EDGESR_NATIVE", "1").lower() in ("0", "no", "off", "false"):
         _REASON.append("disabled by EDGESR_NATIVE=0")
         return None
@@ -143,9 +175,24 @@ def load() -> ctypes.CDLL | None:
     lib.edgesr_plane.argtypes = [_P, _P, _I, _I, _I, _I, _I, _P, _F, _F, _P, _I]
     lib.edgesr_color.restype = _I
     lib.edgesr_color.argtypes = [_P, _P, _I, _I, _I, _I, _I, _P, _P, _P, _P, _I]
+    lib.edgesr_plane_p.restype = _I
+    lib.edgesr_plane_p.argtypes = [*lib.edgesr_plane.argtypes, _I]
+    lib.edgesr_color_p.restype = _I
+    lib.edgesr_color_p.argtypes = [*lib.edgesr_color.argtypes, _I]
+    lib.edgesr_precisions.restype = _I
+    lib.edgesr_precisions.argtypes = []
     lib.edgesr_read_planes.restype = _I
     lib.edgesr_read_planes.argtypes = [_P, _I, _I, _I, _P, _P]
     return lib
+
+
+def precisions() -> list[str]:
+    """The conv precisions this machine's kernel runs ("fp32" first); [] without the kernel."""
+    lib = load()
+    if lib is None:
+        return []
+    mask = lib.edgesr_precisions()
+    return [name for name, code in PRECISIONS.items() if mask >> code & 1]
 
 
 def unavailable_reason() -> str | None:
@@ -192,30 +239,31 @@ def filter_struct(weight: np.ndarray | None, vert: np.ndarray | None, horz: np.n
 
 def plane(x: np.ndarray, out: np.ndarray, filt: Filter, scale: int, border: bool, threads: int,
           in_affine: tuple[float, float] = (1.0, 0.0), out_map: tuple[float, float, float, float] =
-          (1.0, 0.0, 0.0, 255.0)) -> None:
+          (1.0, 0.0, 0.0, 255.0), precision: int = 0) -> None:
     """One plane per image through ``filt``: x (N, H, W) -> out (N, sH, sW), in place.
 
     x is float32/uint8/uint16 and may have strided rows (video planes); the filter sees
     ``x * a + b`` for ``in_affine = (a, b)``; its output o leaves as ``o * c + d`` for
     ``out_map = (c, d, lo, hi)``, integer outputs clamped to lo..hi and rounded half to even.
     ``border``: replicate the edge pixels (True) or zero padding (False, the model's own).
+    ``precision``: a `PRECISIONS` code for the conv of one-layer models (see `precisions`).
     """
     n, h, w = x.shape
-    _check(load().edgesr_plane(ctypes.byref(buffer(x, False)), ctypes.byref(buffer(out, False)), n, h, w,
-                               scale, int(border), ctypes.byref(filt), in_affine[0], in_affine[1],
-                               ctypes.byref(OutputMap(*out_map)), threads))
+    _check(load().edgesr_plane_p(ctypes.byref(buffer(x, False)), ctypes.byref(buffer(out, False)), n, h, w,
+                                 scale, int(border), ctypes.byref(filt), in_affine[0], in_affine[1],
+                                 ctypes.byref(OutputMap(*out_map)), threads, precision))
 
 
 def color(x: np.ndarray, out: np.ndarray, model: Filter | None, chroma: Filter | None, spec: Color,
-          scale: int, border: bool, threads: int, pre: np.ndarray | None = None) -> None:
+          scale: int, border: bool, threads: int, pre: np.ndarray | None = None, precision: int = 0) -> None:
     """The colour pipeline (see `Color` and csrc/fused.c): x (N, H, W, C) -> out (N, sH, sW, K)."""
     n, h, w = x.shape[:3]
     if pre is not None and (pre.dtype != np.float32 or not pre.flags.c_contiguous):
         raise ValueError("precomputed planes must be C-contiguous float32")
-    _check(load().edgesr_color(ctypes.byref(buffer(x, True)), ctypes.byref(buffer(out, True)), n, h, w,
-                               scale, int(border), ctypes.byref(model) if model else None,
-                               ctypes.byref(chroma) if chroma else None, ctypes.byref(spec),
-                               None if pre is None else pre.ctypes.data, threads))
+    _check(load().edgesr_color_p(ctypes.byref(buffer(x, True)), ctypes.byref(buffer(out, True)), n, h, w,
+                                 scale, int(border), ctypes.byref(model) if model else None,
+                                 ctypes.byref(chroma) if chroma else None, ctypes.byref(spec),
+                                 None if pre is None else pre.ctypes.data, threads, precision))
 
 
 def read_planes(x: np.ndarray, spec: Color, count: int) -> np.ndarray:

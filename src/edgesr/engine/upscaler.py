@@ -46,6 +46,9 @@ class Upscaler:
             installed). Colour conversion and the bicubic chroma run in the
             native colour pipeline (`edgesr.engine.color`) around any backend when the kernel
             compiles, else in NumPy/torch.
+        precision: "fp32" (default), or "bf16", "int8" (x86 with AVX512-BF16 / VNNI) or "fp16"
+            (ARMv8.2-A) for the convolution of eSR-MAX/TM/TR in the fused kernel (see
+            `FusedBackend`); opt-in: the README states what each costs in PSNR and gains in speed.
         tile: core tile size in LR pixels for seam-free tiling (bit-identical stitching, see
             `edgesr.engine.tiling`; windows run in parallel with one intra-op thread each, so
             results never depend on the thread count); None tiles only when the working set
@@ -61,7 +64,7 @@ class Upscaler:
                  device: str | None = "cpu", dtype: str = "float32", color: str = "ycbcr",
                  border: str = "replicate", backend: str = "auto", tile: int | None = None,
                  memory_budget: int | None = None, pretrained: bool | None = None,
-                 channels: str = "rgb") -> None:
+                 channels: str = "rgb", precision: str = "fp32") -> None:
         module = load_model(model, weights, pretrained)
         if color not in ("ycbcr", "rgb"):
             raise EdgesrError(f"unknown color mode {color!r}; choose ycbcr or rgb")
@@ -73,7 +76,8 @@ class Upscaler:
         self.spec: ModelSpec = module.spec
         self.scale = self.spec.scale
         self.color, self.border = color, border
-        self.backend = make_backend(backend, module, device=device, dtype=dtype)
+        self.backend = make_backend(backend, module, device=device, dtype=dtype, precision=precision)
+        self.precision = precision
         self.context = context_pixels(self.spec) if border == "replicate" else 0
         self._chroma = create_model(f"Bicubic_s{self.scale}")
         # Colour, chroma and alpha in the native pipeline when the kernel compiles; else the torch
@@ -211,7 +215,8 @@ class Upscaler:
             pre = pre.to("cpu", torch.float32).contiguous().numpy()[None]
         out = np.empty((n, h * s, w * s, channels), image.dtype)
         native.color(x, out, self.backend.filter if fused else None, self._chroma_filter, plan.spec, s,
-                     replicate, torch.get_num_threads(), pre)
+                     replicate, torch.get_num_threads(), pre,
+                     native.PRECISIONS[self.backend.precision] if fused else 0)
         return out[0] if image.ndim == 3 else out[0, ..., 0]
 
     def _color_plan(self, channels: int, peak: float, kind: int) -> ColorPlan:

@@ -157,6 +157,12 @@ typedef struct {
   int *taps;                /* offsets of the KH*KW taps in the padded strip */
   int vlo[4], vhi[4], hlo[4], hhi[4]; /* separable: the non-zero taps of each phase filter */
   int taps4;                /* separable, and every phase filter fits 4 taps (bicubic) */
+  /* Reduced precision (see pack_strip): P_F32 or the packed conv's weights and grid. */
+  int prec, ngroups;        /* precision; packed tap groups per channel */
+  int *gtaps;               /* byte offsets of the groups in the packed strip */
+  void *qweight;            /* (channels, ngroups) bf16 pairs / int8 quads / fp16 taps */
+  float *qscale, *qsum;     /* per channel: weight scale, sum of the (rounded) weights */
+  float g0, gs;             /* input grid: packed value = (v - g0) / gs */
 } filt_t;
 
 /* Output map of a filter strip: o*scale + offset, clamped to lo..hi for integer outputs. */
@@ -248,6 +254,229 @@ static void conv_tile(const filt_t *m, const float *src, int c_begin, int c_end,
     }
     c0 += cb;
   }
+}
+
+/* ---- Reduced precision (opt-in): the one-layer conv in bf16 (AVX512-BF16), int8 (AVX512-VNNI)
+ * or fp16 (ARMv8.2-A FP16), with the reduction, the output map and everything else in fp32.
+ * The padded strip is packed in place before the conv: values on the input's grid
+ * (v - g0) / gs (exact integers for 8-bit inputs), as bf16 pairs of neighbours (x, x+1), uint8
+ * quads (x..x+3) or fp16; weights per output channel as bf16 pairs, int8 quads with one scale
+ * per channel (symmetric, max |w| -> 127), or fp16. Output channel = gs * scale * acc + g0 *
+ * sum(weights), so the input's affine map costs nothing in precision. */
+enum { P_F32 = 0, P_BF16 = 1, P_INT8 = 2, P_FP16 = 3 };
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && VW == 16
+#define HAVE_BF16 1
+#endif
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && VW == 16
+#define HAVE_INT8 1
+#endif
+#if defined(__aarch64__) && defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC) && VW == 4
+#define HAVE_FP16 1
+typedef _Float16 vh __attribute__((vector_size(2 * TW)));            /* one tile of fp16 pixels */
+typedef _Float16 vhu __attribute__((vector_size(2 * TW), aligned(2), may_alias));
+typedef float vft __attribute__((vector_size(4 * TW)));              /* the same tile in fp32 */
+typedef _Float16 half_alias __attribute__((may_alias));
+#endif
+
+/* Taps per packed group (bf16 pairs, uint8 quads, single fp16 values) and bytes per position. */
+static int group_taps(int prec) { return prec == P_BF16 ? 2 : (prec == P_INT8 ? 4 : 1); }
+static int packed_size(int prec) { return prec == P_FP16 ? 2 : 4; }
+
+/* Positions of a packed strip row that the conv reads (from column 0). */
+static int packed_width(const job_t *j, const filt_t *m) {
+  return ((j->w + TW - 1) / TW) * TW + m->kw - 1;
+}
+
+/* Packs rows 0..nrows-1 of the float strip in place (each row keeps its start, ldp floats apart). */
+static void pack_strip(const job_t *j, const filt_t *m, float *pad, int nrows) {
+  const float g0 = m->g0, inv = 1.0f / m->gs;
+  const int n = packed_width(j, m);
+  for (int y = 0; y < nrows; y++) {
+    float *row = pad + (size_t)y * m->ldp;
+    int x = 0;
+#if defined(HAVE_BF16)
+    if (m->prec == P_BF16)
+      for (; x < n; x += 16) { /* loads of x..x+16 precede the store over x..x+15 */
+        const __m512 a = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + x), _mm512_set1_ps(g0)), _mm512_set1_ps(inv));
+        const __m512 b = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + x + 1), _mm512_set1_ps(g0)), _mm512_set1_ps(inv));
+        const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+        const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+        _mm512_storeu_si512(row + x, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
+#endif
+#if defined(HAVE_INT8)
+    if (m->prec == P_INT8)
+      for (; x < n; x += 16) {
+        __m512i quad = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+          __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + x + k), _mm512_set1_ps(g0)), _mm512_set1_ps(inv));
+          v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+          quad = _mm512_or_si512(quad, _mm512_slli_epi32(_mm512_cvtps_epi32(v), 8 * k));
+        }
+        _mm512_storeu_si512(row + x, quad);
+      }
+#endif
+#if defined(HAVE_FP16)
+    if (m->prec == P_FP16) {
+      half_alias *dst = (half_alias *)row;
+      for (; x < n; x++) dst[x] = (_Float16)((row[x] - g0) * inv); /* reads 4x.., writes 2x..: behind */
+    }
+#endif
+  }
+}
+
+#if defined(HAVE_BF16) || defined(HAVE_INT8) || defined(HAVE_FP16)
+/* Channels [c0, c0+cb) of one tile from the packed strip: acc over the packed groups, then
+ * gs * scale[c] * acc + g0 * sum[c] into dst (row i of TW floats = channel c0 + i). */
+static inline __attribute__((always_inline)) void conv_block_q(const int prec, const int cb,
+                                                               const filt_t *m, int c0,
+                                                               const char *src, float *dst) {
+  const int ng = m->ngroups;
+  const int *gt = m->gtaps;
+#if defined(HAVE_BF16) || defined(HAVE_INT8)
+  if (prec == P_BF16 || prec == P_INT8) {
+    const uint32_t *w = (const uint32_t *)m->qweight + (size_t)c0 * ng;
+    __m512 accf[CB][PV];
+    __m512i acci[CB][PV];
+#pragma GCC unroll 16
+    for (int c = 0; c < cb; c++)
+#pragma GCC unroll 8
+      for (int p = 0; p < PV; p++) accf[c][p] = _mm512_setzero_ps(), acci[c][p] = _mm512_setzero_si512();
+    for (int g = 0; g < ng; g++) {
+      const char *sp = src + gt[g];
+      __m512i x[PV];
+#pragma GCC unroll 8
+      for (int p = 0; p < PV; p++) x[p] = _mm512_loadu_si512(sp + (size_t)p * VW * 4);
+#pragma GCC unroll 16
+      for (int c = 0; c < cb; c++) {
+        const __m512i wv = _mm512_set1_epi32((int)w[(size_t)c * ng + g]);
+#pragma GCC unroll 8
+        for (int p = 0; p < PV; p++) {
+#if defined(HAVE_BF16)
+          if (prec == P_BF16) accf[c][p] = _mm512_dpbf16_ps(accf[c][p], (__m512bh)x[p], (__m512bh)wv);
+#endif
+#if defined(HAVE_INT8)
+          if (prec == P_INT8) acci[c][p] = _mm512_dpbusd_epi32(acci[c][p], x[p], wv);
+#endif
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < cb; c++) {
+      const __m512 a = _mm512_set1_ps(m->gs * m->qscale[c0 + c]), b = _mm512_set1_ps(m->g0 * m->qsum[c0 + c]);
+#pragma GCC unroll 8
+      for (int p = 0; p < PV; p++) {
+        const __m512 v = prec == P_INT8 ? _mm512_cvtepi32_ps(acci[c][p]) : accf[c][p];
+        _mm512_storeu_ps(dst + c * TW + p * VW, _mm512_fmadd_ps(v, a, b));
+      }
+    }
+    return;
+  }
+#endif
+#if defined(HAVE_FP16)
+  if (prec == P_FP16) {
+    const _Float16 *w = (const _Float16 *)m->qweight + (size_t)c0 * ng;
+    vh acc[CB];
+#pragma GCC unroll 16
+    for (int c = 0; c < cb; c++) acc[c] = (vh){0};
+    for (int g = 0; g < ng; g++) {
+      const vh x = *(const vhu *)(src + gt[g]);
+#pragma GCC unroll 16
+      for (int c = 0; c < cb; c++) acc[c] += w[(size_t)c * ng + g] * x;
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < cb; c++) {
+      const vft v = __builtin_convertvector(acc[c], vft) * (m->gs * m->qscale[c0 + c]) + m->g0 * m->qsum[c0 + c];
+      memcpy(dst + c * TW, &v, sizeof v);
+    }
+  }
+#endif
+}
+
+#define QBLOCK_CASE(k) \
+  case k: conv_block_q(prec, k, m, c_begin + c0, src, buf + (size_t)c0 * TW); break;
+
+/* conv_tile for a packed strip (src: the tile's first pixel in packed row 0). */
+static inline __attribute__((always_inline)) void conv_tile_q(const int prec, const filt_t *m,
+                                                              const char *src, int c_begin,
+                                                              int c_end, float *buf) {
+  const int total = c_end - c_begin, blocks = (total + CB - 1) / CB;
+  for (int b = 0, c0 = 0; b < blocks; b++) {
+    const int cb = (total - c0) / (blocks - b);
+    switch (cb) {
+      QBLOCK_CASE(1) QBLOCK_CASE(2) QBLOCK_CASE(3) QBLOCK_CASE(4)
+#if CB >= 6
+      QBLOCK_CASE(5) QBLOCK_CASE(6)
+#endif
+#if CB >= 8
+      QBLOCK_CASE(7) QBLOCK_CASE(8)
+#endif
+#if CB >= 12
+      QBLOCK_CASE(9) QBLOCK_CASE(10) QBLOCK_CASE(11) QBLOCK_CASE(12)
+#endif
+      default: break;
+    }
+    c0 += cb;
+  }
+}
+#endif
+
+/* One out-of-line conv_tile_q per precision: inlined into every strip_model variant they made
+ * the build several times slower. */
+#if defined(HAVE_BF16)
+static void conv_tile_bf16(const filt_t *m, const char *src, int c_begin, int c_end, float *buf) {
+  conv_tile_q(P_BF16, m, src, c_begin, c_end, buf);
+}
+#endif
+#if defined(HAVE_INT8)
+static void conv_tile_int8(const filt_t *m, const char *src, int c_begin, int c_end, float *buf) {
+  conv_tile_q(P_INT8, m, src, c_begin, c_end, buf);
+}
+#endif
+#if defined(HAVE_FP16)
+static void conv_tile_fp16(const filt_t *m, const char *src, int c_begin, int c_end, float *buf) {
+  conv_tile_q(P_FP16, m, src, c_begin, c_end, buf);
+}
+#endif
+
+/* The tile's channels at the precision of m (fp32: conv_tile on the float strip). */
+static inline __attribute__((always_inline)) void conv_tile_any(const filt_t *m, const float *pad,
+                                                                int y, int x0, int c_begin,
+                                                                int c_end, float *buf) {
+  switch (m->prec) {
+#if defined(HAVE_BF16)
+    case P_BF16:
+      conv_tile_bf16(m, (const char *)(pad + (size_t)y * m->ldp) + (size_t)x0 * 4, c_begin, c_end, buf);
+      return;
+#endif
+#if defined(HAVE_INT8)
+    case P_INT8:
+      conv_tile_int8(m, (const char *)(pad + (size_t)y * m->ldp) + (size_t)x0 * 4, c_begin, c_end, buf);
+      return;
+#endif
+#if defined(HAVE_FP16)
+    case P_FP16:
+      conv_tile_fp16(m, (const char *)(pad + (size_t)y * m->ldp) + (size_t)x0 * 2, c_begin, c_end, buf);
+      return;
+#endif
+    default:
+      conv_tile(m, pad + (size_t)y * m->ldp + x0, c_begin, c_end, buf);
+  }
+}
+
+/* Which precisions this build runs: bit p set for P_BF16, P_INT8, P_FP16 (bit 0: fp32). */
+int edgesr_precisions(void) {
+  int mask = 1 << P_F32;
+#if defined(HAVE_BF16)
+  mask |= 1 << P_BF16;
+#endif
+#if defined(HAVE_INT8)
+  mask |= 1 << P_INT8;
+#endif
+#if defined(HAVE_FP16)
+  mask |= 1 << P_FP16;
+#endif
+  return mask;
 }
 
 /* Permutes from pixel order to channel-major lanes (lane k*16 + i <- pixel i, channel k) for
@@ -498,12 +727,12 @@ static inline __attribute__((always_inline)) void strip_model(const int mode, co
                                                               int rows, char *dst, long ldo) {
   const int fc = m->f * m->c;
   const size_t esize = type_size(otype);
+  if (m->prec) pack_strip(j, m, (float *)pad, rows + m->kh - 1);
   for (int y = 0; y < rows; y++) {
-    const float *src_row = pad + (size_t)y * m->ldp;
     for (int x0 = 0; x0 < j->w; x0 += TW) {
       for (int r0 = 0; r0 < s; r0 += m->group_rows) {
         const int r1 = r0 + m->group_rows < s ? r0 + m->group_rows : s;
-        conv_tile(m, src_row + x0, r0 * s * fc, r1 * s * fc, buf);
+        conv_tile_any(m, pad, y, x0, r0 * s * fc, r1 * s * fc, buf);
         for (int r = r0; r < r1; r++) {
           char *row = dst + esize * (size_t)(y * s + r) * ldo;
           for (int p = 0; p < PV; p++) {
@@ -997,7 +1226,72 @@ static int prepare_filter(const filter_in_t *fi, int s, int w, filt_t *m) {
 static void release_filter(filt_t *m) {
   free(m->taps);
   free((void *)m->weight);
-  m->taps = NULL, m->weight = NULL;
+  free(m->gtaps), free(m->qweight), free(m->qscale), free(m->qsum);
+  m->taps = NULL, m->weight = NULL, m->gtaps = NULL, m->qweight = NULL, m->qscale = NULL, m->qsum = NULL;
+}
+
+/* bf16 bits of f, rounded to nearest even (f finite). */
+static uint16_t bf16_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+static float bf16_value(uint16_t b) {
+  const uint32_t u = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Packs a prepared model filter's weights for precision prec on the input grid (g0, gs):
+ * 0, 1 when this build has no such variant (or the filter is separable), 2 no memory. */
+static int prepare_precision(filt_t *m, int prec, int s, float g0, float gs) {
+  if (!prec) return 0;
+  if (!(edgesr_precisions() & (1 << prec)) || !m->weight) return 1;
+  const int kh = m->kh, kw = m->kw, ntaps = kh * kw, gsz = group_taps(prec);
+  const int per_row = (kw + gsz - 1) / gsz, ng = kh * per_row, cout = m->f * s * s * m->c;
+  m->prec = prec, m->ngroups = ng, m->g0 = g0, m->gs = gs > 0.0f ? gs : 1.0f / 255.0f;
+  m->gtaps = (int *)malloc(sizeof(int) * ng);
+  m->qweight = malloc((size_t)cout * ng * (prec == P_FP16 ? 2 : 4));
+  m->qscale = (float *)malloc(sizeof(float) * cout);
+  m->qsum = (float *)malloc(sizeof(float) * cout);
+  if (!m->gtaps || !m->qweight || !m->qscale || !m->qsum) return 2;
+  for (int ky = 0; ky < kh; ky++)
+    for (int g = 0; g < per_row; g++)
+      m->gtaps[ky * per_row + g] = ky * m->ldp * 4 + g * gsz * packed_size(prec);
+  for (int ch = 0; ch < cout; ch++) {
+    const float *w = m->weight + (size_t)ch * ntaps;
+    float peak = 0.0f, sum = 0.0f;
+    for (int t = 0; t < ntaps; t++) peak = fabsf(w[t]) > peak ? fabsf(w[t]) : peak;
+    const float scale = prec == P_INT8 && peak > 0.0f ? peak / 127.0f : 1.0f;
+    for (int ky = 0; ky < kh; ky++)
+      for (int g = 0; g < per_row; g++) {
+        const size_t at = (size_t)ch * ng + ky * per_row + g;
+        uint32_t packed = 0;
+        for (int k = 0; k < gsz; k++) {
+          const int kx = g * gsz + k;
+          const float v = kx < kw ? w[ky * kw + kx] : 0.0f;
+          if (prec == P_BF16) {
+            packed |= (uint32_t)bf16_bits(v) << (16 * k);
+            sum += bf16_value(bf16_bits(v));
+          } else if (prec == P_INT8) {
+            const int q = (int)rintf(v / scale);
+            packed |= (uint32_t)(uint8_t)(int8_t)(q > 127 ? 127 : (q < -127 ? -127 : q)) << (8 * k);
+            sum += (float)(q > 127 ? 127 : (q < -127 ? -127 : q)) * scale;
+          } else {
+#if defined(HAVE_FP16)
+            ((_Float16 *)m->qweight)[at] = (_Float16)v;
+            sum += (float)(_Float16)v;
+#endif
+          }
+        }
+        if (prec != P_FP16) ((uint32_t *)m->qweight)[at] = packed;
+      }
+    m->qscale[ch] = scale, m->qsum[ch] = sum;
+  }
+  return 0;
 }
 
 static void init_job(job_t *j, int n, int h, int w, int s, int border) {
@@ -1040,9 +1334,9 @@ static int run_threads(job_t *j, double work, int nthreads) {
  * enters as x*in_coef + in_offset; out (n, s*h, s*w) leaves as o*scale + offset (integers
  * clamped to lo..hi and rounded half to even). border 0: zero padding (the model's own), 1: the
  * nearest edge pixel. Returns 0, 1 on bad arguments, 2 when memory could not be had. */
-int edgesr_plane(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
-                 const filter_in_t *model, float in_coef, float in_offset, const omap_t *om,
-                 int nthreads) {
+int edgesr_plane_p(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
+                   const filter_in_t *model, float in_coef, float in_offset, const omap_t *om,
+                   int nthreads, int precision) {
   if (n < 0 || h < 1 || w < 1 || s < 2 || s > 4 || !om || !valid_buf(in, n, h, w, 1) ||
       !valid_buf(out, n, h * s, w * s, 1) || out->pixel != 1)
     return 1;
@@ -1051,9 +1345,19 @@ int edgesr_plane(const buf_t *in, const buf_t *out, int n, int h, int w, int s, 
   init_job(&j, n, h, w, s, border);
   j.in = *in, j.out = *out, j.in_coef = in_coef, j.in_offset = in_offset, j.omap = *om;
   int code = prepare_filter(model, s, w, &j.model);
+  /* the packed input grid: the integers of 8-bit input exactly; 256 levels of 0..1 otherwise */
+  const float gs = in->type == T_U8 ? in_coef : (in->type == T_U16 ? in_coef * 257.0f : 1.0f / 255.0f);
+  if (code == 0) code = prepare_precision(&j.model, precision, s, in->type == T_F32 ? 0.0f : in_offset, gs);
   if (code == 0) code = run_threads(&j, (double)n * h * w * filter_work(&j.model, s), nthreads);
   release_filter(&j.model);
   return code;
+}
+
+/* edgesr_plane in fp32. */
+int edgesr_plane(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
+                 const filter_in_t *model, float in_coef, float in_offset, const omap_t *om,
+                 int nthreads) {
+  return edgesr_plane_p(in, out, n, h, w, s, border, model, in_coef, in_offset, om, nthreads, P_F32);
 }
 
 static int setup_color(job_t *j, const color_in_t *ci, int in_pixel) {
@@ -1078,9 +1382,9 @@ static int setup_color(job_t *j, const color_in_t *ci, int in_pixel) {
  * bicubic (replicated edges) or taken from pre ((n, npre, s*h, s*w) float32 model outputs,
  * computed elsewhere), and the output channels are mixed from the planes, rounded half to even
  * and clamped to 0..peak. model may be NULL when no plane is of kind 0. */
-int edgesr_color(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
-                 const filter_in_t *model, const filter_in_t *chroma, const color_in_t *color,
-                 const float *pre, int nthreads) {
+int edgesr_color_p(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
+                   const filter_in_t *model, const filter_in_t *chroma, const color_in_t *color,
+                   const float *pre, int nthreads, int precision) {
   if (n < 0 || h < 1 || w < 1 || s < 2 || s > 4 || !valid_buf(in, n, h, w, 1) || !color ||
       !valid_buf(out, n, h * s, w * s, color->outs) || out->type == T_F32)
     return 1;
@@ -1093,6 +1397,8 @@ int edgesr_color(const buf_t *in, const buf_t *out, int n, int h, int w, int s, 
   for (int p = 0; code == 0 && p < j.planes; p++) uses[j.kind[p]]++;
   if (code == 0 && ((uses[0] && !model) || (uses[1] && !chroma) || (uses[2] && !pre))) code = 1;
   if (code == 0 && uses[0]) code = prepare_filter(model, s, w, &j.model);
+  /* model planes hold 0..1 values (luma or a channel): packed on 256 levels of 0..1 */
+  if (code == 0 && uses[0]) code = prepare_precision(&j.model, precision, s, 0.0f, 1.0f / 255.0f);
   if (code == 0 && uses[1]) code = prepare_filter(chroma, s, w, &j.chroma);
   if (code == 0) {
     double work = (double)n * h * w * (uses[0] * filter_work(&j.model, s) +
@@ -1102,6 +1408,13 @@ int edgesr_color(const buf_t *in, const buf_t *out, int n, int h, int w, int s, 
   if (uses[0]) release_filter(&j.model);
   if (uses[1]) release_filter(&j.chroma);
   return code;
+}
+
+/* edgesr_color in fp32. */
+int edgesr_color(const buf_t *in, const buf_t *out, int n, int h, int w, int s, int border,
+                 const filter_in_t *model, const filter_in_t *chroma, const color_in_t *color,
+                 const float *pre, int nthreads) {
+  return edgesr_color_p(in, out, n, h, w, s, border, model, chroma, color, pre, nthreads, P_F32);
 }
 
 /* The planes of kind 2 of `color` (the model inputs computed elsewhere), as float32
