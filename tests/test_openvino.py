@@ -90,3 +90,29 @@ def test_upscaler_with_openvino_matches_torch_on_an_rgb_image():
     reference = Upscaler(model, backend="torch").upscale(image)
     assert fast.shape == reference.shape == (74, 106, 3)
     assert int(np.abs(fast.astype(int) - reference.astype(int)).max()) <= 1
+
+
+def test_the_exported_graph_is_reused_from_the_disk_cache(tmp_path, monkeypatch):
+    """The ONNX export is most of the set-up: a second backend for the same weights reads it back,
+    and other weights get their own graph."""
+    from edgesr import export
+    from edgesr.engine import openvino_backend
+
+    monkeypatch.setenv("EDGESR_CACHE", str(tmp_path))
+    model = trained_like("ESPCN_s2_D16_S32")
+    first = openvino_backend.onnx_graph(model)
+    assert len(list(tmp_path.rglob("*.onnx"))) == 1
+
+    def no_export(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(export, "onnx_bytes", no_export)
+    assert openvino_backend.onnx_graph(model) == first
+    x = torch.rand(1, 1, 17, 19, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert float((OpenVinoBackend(model)(x) - model(x)).abs().max()) <= 1e-5
+    other = trained_like("ESPCN_s2_D16_S32")
+    with torch.no_grad():
+        other.net[0].weight.add_(0.01)
+    with pytest.raises(AssertionError, match="exported again"):
+        openvino_backend.onnx_graph(other)

@@ -11,6 +11,8 @@ openvino.
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
 import io
 import os
 import threading
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesr.atomic import write_bytes_atomic
 from edgesr.engine.subpixel import with_subpixel_output
 from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
@@ -58,15 +61,12 @@ class OpenVinoBackend:
             raise EdgesrError(f"backend openvino runs on the CPU, not {device}")
         if resolve_dtype(dtype) != torch.float32:
             raise EdgesrError(f"backend openvino runs float32, not {dtype}")
-        from edgesr.export import onnx_bytes
-
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.threads = threads
         self.scale = int(model.spec.scale) if hasattr(model, "spec") else None
         self._core = ov.Core()
-        # FSRCNN's deconvolution as conv + pixel shuffle: 2.4-3.1x faster here (engine/subpixel.py).
-        self._graph = ov.convert_model(io.BytesIO(onnx_bytes(with_subpixel_output(model))))
+        self._graph = ov.convert_model(io.BytesIO(onnx_graph(model)))
         self._dynamic: tuple[int, object] | None = None  # (threads, infer request) for any shape
         self._static: OrderedDict[tuple, object] = OrderedDict()  # (shape, threads) -> request
         self._seen: set[tuple] = set()
@@ -111,6 +111,38 @@ class OpenVinoBackend:
             request.infer({0: ov.Tensor(x, shared_memory=True)})
             # Copy out: the request's buffer is reused by its next call.
             return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
+
+
+def onnx_graph(model: nn.Module) -> bytes:
+    """The ONNX graph OpenVINO compiles, from the disk cache when this model was exported before.
+
+    FSRCNN's deconvolution goes as conv + pixel shuffle (2.4-3.1x faster here, engine/subpixel.py).
+    The export is most of the backend's set-up (0.87 of about 1.1 s for ESPCN_s2_D4_S6 here), paid
+    by every `edgesr upscale` of a deep model; the key covers the weights, the module's class, torch
+    and the export code, and `auto_build` still checks the compiled graph against the forward.
+    """
+    from edgesr import export
+    from edgesr.engine import native, subpixel
+
+    digest = hashlib.sha256()
+    for part in (type(model).__qualname__, repr(getattr(model, "spec", None)), torch.__version__,
+                 inspect.getsource(export), inspect.getsource(subpixel)):
+        digest.update(part.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    path = native.cache_dir() / "openvino" / f"{digest.hexdigest()[:32]}.onnx"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = export.onnx_bytes(with_subpixel_output(model))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    except OSError:  # a read-only cache only costs the export next time
+        pass
+    return data
 
 
 def supports(model: nn.Module) -> bool:
