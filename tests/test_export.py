@@ -17,6 +17,7 @@ from edgesr.export import export_onnx, export_torchscript  # noqa: E402
 from edgesr.export_check import onnx_parity, torchscript_parity  # noqa: E402
 from edgesr.errors import EdgesrError  # noqa: E402
 from edgesr.models import create_model, load_model  # noqa: E402
+from noisy_models import noisy_model  # noqa: E402
 
 #: Every family at every paper scale, with small widths so the test stays fast.
 FAMILY_TEMPLATES = ["Bicubic_s{s}", "eSR-MAX_s{s}_K5_C3", "eSR-TM_s{s}_K3_C4", "eSR-TR_s{s}_K7_C2",
@@ -26,13 +27,7 @@ ALL_IDS = [t.format(s=s) for t in FAMILY_TEMPLATES for s in (2, 3, 4)]
 
 def model_with_random_weights(model_id: str) -> torch.nn.Module:
     """Fresh init plus noise so every weight matters (Bicubic keeps its exact kernel)."""
-    torch.manual_seed(0)
-    model = create_model(model_id)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.requires_grad:
-                parameter.add_(0.05 * torch.randn_like(parameter))
-    return model
+    return noisy_model(model_id, 0.05)
 
 
 @pytest.mark.parametrize("model_id", ALL_IDS)

@@ -11,6 +11,7 @@ from edgesr.engine.fused import supports
 from edgesr.models import FAMILIES, ModelSpec, create_model, family_of, paper_grid
 from edgesr.models.spec import FAMILY_FIELDS
 from edgesr.train import RECIPES
+from noisy_models import noisy_model
 
 #: A small id of every family at scales 2 and 3.
 IDS = ["Bicubic_s2", "Bicubic_s3", "eSR-MAX_s2_K5_C3", "eSR-TM_s3_K3_C4", "eSR-TR_s2_K7_C2",
@@ -18,14 +19,8 @@ IDS = ["Bicubic_s2", "Bicubic_s3", "eSR-MAX_s2_K5_C3", "eSR-TM_s3_K3_C4", "eSR-T
 
 
 def random_model(model_id: str) -> torch.nn.Module:
-    """Fresh init plus noise, so that no weight is special (Bicubic keeps its kernel)."""
-    torch.manual_seed(0)
-    model = create_model(model_id)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.requires_grad:
-                parameter.add_(0.3 * torch.randn_like(parameter))
-    return model.double()
+    """Fresh init plus noise, in float64 (Bicubic keeps its kernel)."""
+    return noisy_model(model_id, 0.3).double()
 
 
 def test_every_family_of_the_id_grammar_has_its_facts():
