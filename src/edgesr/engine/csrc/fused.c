@@ -49,6 +49,16 @@
 #endif
 #endif
 #define TW (PV * VW) /* LR pixels per tile */
+/* X(k) for every register-block size k up to CB: the case labels of each conv dispatch. */
+#if CB >= 12
+#define EACH_BLOCK_SIZE(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
+#elif CB >= 8
+#define EACH_BLOCK_SIZE(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8)
+#elif CB >= 6
+#define EACH_BLOCK_SIZE(X) X(1) X(2) X(3) X(4) X(5) X(6)
+#else
+#define EACH_BLOCK_SIZE(X) X(1) X(2) X(3) X(4)
+#endif
 #define SH 16         /* LR rows per strip (unit of work for a thread) */
 
 typedef float vf __attribute__((vector_size(VW * 4)));
@@ -240,16 +250,7 @@ static void conv_tile(const filt_t *m, const float *src, int c_begin, int c_end,
     const float *w = m->weight + (size_t)(c_begin + c0) * ntaps;
     float *dst = buf + (size_t)c0 * TW;
     switch (cb) {
-      BLOCK_CASE(1) BLOCK_CASE(2) BLOCK_CASE(3) BLOCK_CASE(4)
-#if CB >= 6
-      BLOCK_CASE(5) BLOCK_CASE(6)
-#endif
-#if CB >= 8
-      BLOCK_CASE(7) BLOCK_CASE(8)
-#endif
-#if CB >= 12
-      BLOCK_CASE(9) BLOCK_CASE(10) BLOCK_CASE(11) BLOCK_CASE(12)
-#endif
+      EACH_BLOCK_SIZE(BLOCK_CASE)
       default: break;
     }
     c0 += cb;
@@ -404,16 +405,7 @@ static inline __attribute__((always_inline)) void conv_tile_q(const int prec, co
   for (int b = 0, c0 = 0; b < blocks; b++) {
     const int cb = (total - c0) / (blocks - b);
     switch (cb) {
-      QBLOCK_CASE(1) QBLOCK_CASE(2) QBLOCK_CASE(3) QBLOCK_CASE(4)
-#if CB >= 6
-      QBLOCK_CASE(5) QBLOCK_CASE(6)
-#endif
-#if CB >= 8
-      QBLOCK_CASE(7) QBLOCK_CASE(8)
-#endif
-#if CB >= 12
-      QBLOCK_CASE(9) QBLOCK_CASE(10) QBLOCK_CASE(11) QBLOCK_CASE(12)
-#endif
+      EACH_BLOCK_SIZE(QBLOCK_CASE)
       default: break;
     }
     c0 += cb;
