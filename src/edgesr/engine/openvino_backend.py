@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from edgesr.atomic import write_bytes_atomic
+from edgesr.engine import native, subpixel
 from edgesr.engine.subpixel import with_subpixel_output
 from edgesr.engine.torch_backend import resolve_device, resolve_dtype
 from edgesr.errors import EdgesrError
@@ -122,7 +123,6 @@ def onnx_graph(model: nn.Module) -> bytes:
     and the export code, and `auto_build` still checks the compiled graph against the forward.
     """
     from edgesr import export
-    from edgesr.engine import native, subpixel
 
     digest = hashlib.sha256()
     for part in (type(model).__qualname__, repr(getattr(model, "spec", None)), torch.__version__,
