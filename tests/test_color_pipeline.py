@@ -52,6 +52,17 @@ def test_colour_and_border_modes_match_numpy(color, border):
 
 
 @needs_kernel
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("color,border", [("ycbcr", "replicate"), ("rgb", "zero")])
+def test_bicubic_ids_mixed_in_registers_match_numpy(scale, color, border):
+    # Bicubic ids run every plane through one separable filter and mix in registers
+    # (sep_color in csrc/fused.c); widths past one vector with a tail, RGB and RGBA, 8 and 16 bits.
+    upscaler = Upscaler(create_model(f"Bicubic_s{scale}"), color=color, border=border)
+    for shape, dtype in (((21, 45, 3), np.uint8), ((17, 38, 4), np.uint16), ((9, 70, 4), np.uint8)):
+        assert_within_one_level(upscaler, photo(shape, dtype, seed=scale))
+
+
+@needs_kernel
 def test_one_layer_models_run_fused_and_deep_ones_around_their_forward():
     assert isinstance(Upscaler(create_model("eSR-MAX_s2_K3_C1")).backend, FusedBackend)
     assert not isinstance(Upscaler(create_model("ESPCN_s2_D4_S6")).backend, FusedBackend)

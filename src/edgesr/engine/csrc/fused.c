@@ -197,6 +197,7 @@ typedef struct {
   float coef[MAXP][MAXP], offset[MAXP], mat[MAXP][MAXP], ooff[MAXP], peak;
   const float *pre;
   int npre;
+  int sep_color;            /* every plane through one 4-tap separable filter: sep_color */
   int strips;               /* strips per image */
   vi zip_lo, zip_hi;        /* shuffle masks interleaving two vectors */
   vi mix3a[3], mix3b[3];    /* two-step shuffle masks interleaving three vectors */
@@ -661,6 +662,30 @@ static inline __attribute__((always_inline)) void store_vec(const int otype, con
     *(vu16u *)dst = __builtin_convertvector(r, vu16);
 }
 
+/* Interleave s phase vectors v[q][i] to o[k] = HR pixels k*VW .. k*VW+VW-1 (lane i*s + q) in
+ * registers; returns 0 where the compiler has no vector shuffle (the callers then go scalar). */
+static inline __attribute__((always_inline)) int zip_phases(const job_t *j, const vf *v, const int s,
+                                                            vf *o) {
+#if defined(__GNUC__) && !defined(__clang__)
+  if (s == 2) {
+    o[0] = __builtin_shuffle(v[0], v[1], j->zip_lo);
+    o[1] = __builtin_shuffle(v[0], v[1], j->zip_hi);
+  } else if (s == 4) {
+    vf t0 = __builtin_shuffle(v[0], v[2], j->zip_lo), t1 = __builtin_shuffle(v[0], v[2], j->zip_hi);
+    vf t2 = __builtin_shuffle(v[1], v[3], j->zip_lo), t3 = __builtin_shuffle(v[1], v[3], j->zip_hi);
+    o[0] = __builtin_shuffle(t0, t2, j->zip_lo), o[1] = __builtin_shuffle(t0, t2, j->zip_hi);
+    o[2] = __builtin_shuffle(t1, t3, j->zip_lo), o[3] = __builtin_shuffle(t1, t3, j->zip_hi);
+  } else {
+    for (int k = 0; k < 3; k++)
+      o[k] = __builtin_shuffle(__builtin_shuffle(v[0], v[1], j->mix3a[k]), v[2], j->mix3b[k]);
+  }
+  return 1;
+#else
+  (void)j, (void)v, (void)s, (void)o;
+  return 0;
+#endif
+}
+
 /* Affine map, then interleave s phase vectors v[q][i] to out[i*s + q] (count LR pixels). */
 static inline __attribute__((always_inline)) void store_phases(const job_t *j, const omap_t *om,
                                                                vf *v, const int s, const int otype,
@@ -670,25 +695,7 @@ static inline __attribute__((always_inline)) void store_phases(const job_t *j, c
   if (a != 1.0f || b != 0.0f)
     for (int q = 0; q < s; q++) v[q] = v[q] * a + b;
   vf o[4];
-  int full = count >= VW;
-#if defined(__GNUC__) && !defined(__clang__)
-  if (full && s == 2) {
-    o[0] = __builtin_shuffle(v[0], v[1], j->zip_lo);
-    o[1] = __builtin_shuffle(v[0], v[1], j->zip_hi);
-  } else if (full && s == 4) {
-    vf t0 = __builtin_shuffle(v[0], v[2], j->zip_lo), t1 = __builtin_shuffle(v[0], v[2], j->zip_hi);
-    vf t2 = __builtin_shuffle(v[1], v[3], j->zip_lo), t3 = __builtin_shuffle(v[1], v[3], j->zip_hi);
-    o[0] = __builtin_shuffle(t0, t2, j->zip_lo), o[1] = __builtin_shuffle(t0, t2, j->zip_hi);
-    o[2] = __builtin_shuffle(t1, t3, j->zip_lo), o[3] = __builtin_shuffle(t1, t3, j->zip_hi);
-  } else if (full && s == 3) {
-    for (int k = 0; k < 3; k++)
-      o[k] = __builtin_shuffle(__builtin_shuffle(v[0], v[1], j->mix3a[k]), v[2], j->mix3b[k]);
-  } else
-#endif
-  {
-    full = 0;
-  }
-  if (full) {
+  if (count >= VW && zip_phases(j, v, s, o)) {
     for (int k = 0; k < s; k++) store_vec(otype, om, (char *)out_row + esize * k * VW, o[k]);
     return;
   }
@@ -917,21 +924,60 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
   }
 }
 
-/* Colour output for the strip's rows: out[k] = round(clamp(ooff[k] + sum_p mat[k][p] t[p])).
+/* The colour mix as vectors: out[k] = round(clamp(ooff[k] + sum_p mat[k][p] t[p], 0, peak)),
+ * model planes (kinds 0 and 2) clipped to 0..1 first, chroma planes (kind 1) not. */
+typedef struct {
+  vf mat[MAXP][MAXP], off[MAXP], peak;
+  int clip[MAXP];
+} mix_t;
+
+static inline __attribute__((always_inline)) void mix_init(const job_t *j, const int K, mix_t *c) {
+  for (int k = 0; k < K; k++) {
+    c->off[k] = splat(j->ooff[k]);
+    for (int p = 0; p < K; p++) c->mat[k][p] = splat(j->mat[k][p]);
+    c->clip[k] = j->kind[k] != 1;
+  }
+  c->peak = splat(j->peak);
+}
+
+/* Mix K plane vectors tv (VW HR pixels) and store count pixels of K channels at d, interleaved
+ * (j->out.pixel elements apart). */
+static inline __attribute__((always_inline)) void mix_store(const int otype, const int K,
+                                                            const job_t *j, const mix_t *c, vf *tv,
+                                                            char *d, int count) {
+  const vf zero = splat(0.0f), one = splat(1.0f);
+  for (int p = 0; p < K; p++)
+    if (c->clip[p]) tv[p] = vmin(vmax(tv[p], zero), one);
+  vi ch[MAXP];
+  for (int k = 0; k < K; k++) {
+    vf o = c->off[k];
+    for (int p = 0; p < K; p++) o += c->mat[k][p] * tv[p];
+    ch[k] = vrint(vmin(vmax(o, zero), c->peak));
+  }
+  if (count == VW && K == j->out.pixel && (K == 3 || K == 4)) {
+    store_pixels(otype, K, j, ch, d);
+    return;
+  }
+  int32_t lanes[MAXP][VW];
+  for (int k = 0; k < K; k++) memcpy(lanes[k], &ch[k], sizeof lanes[k]);
+  for (int x = 0; x < count; x++)
+    for (int k = 0; k < K; k++) {
+      if (otype == T_U8)
+        ((uint8_t *)d)[x * j->out.pixel + k] = (uint8_t)lanes[k][x];
+      else
+        ((uint16_t *)d)[x * j->out.pixel + k] = (uint16_t)lanes[k][x];
+    }
+}
+
+/* Colour output for the strip's rows from the filtered planes (sc->plane, or j->pre for kind 2).
  * K output channels from K planes (every plan has as many planes as outputs). */
 static inline __attribute__((always_inline)) void color_rows_t(const int otype, const int K,
                                                                const job_t *j, int img, int y0,
                                                                int rows, scratch_t *sc) {
   const int s = j->s, ow = j->w * s;
   const size_t esize = type_size(otype);
-  const int fast = K == j->out.pixel && (K == 3 || K == 4);
-  vf mat[MAXP][MAXP], off[MAXP], lo[MAXP];
-  for (int k = 0; k < K; k++) {
-    off[k] = splat(j->ooff[k]);
-    for (int p = 0; p < K; p++) mat[k][p] = splat(j->mat[k][p]);
-    lo[k] = splat(j->kind[k] == 1 ? -INFINITY : 0.0f); /* model planes are clipped to 0..1 */
-  }
-  const vf hi1 = splat(1.0f), zero = splat(0.0f), peak = splat(j->peak);
+  mix_t c;
+  mix_init(j, K, &c);
   for (int r = 0; r < rows * s; r++) {
     const float *t[MAXP];
     for (int p = 0, pi = 0; p < K; p++) {
@@ -953,28 +999,8 @@ static inline __attribute__((always_inline)) void color_rows_t(const int otype, 
           memcpy(tail, t[p] + x0, sizeof(float) * count);
           tv[p] = loadu(tail);
         }
-        tv[p] = j->kind[p] == 1 ? tv[p] : vmin(vmax(tv[p], lo[p]), hi1);
       }
-      vi ch[MAXP];
-      for (int k = 0; k < K; k++) {
-        vf o = off[k];
-        for (int p = 0; p < K; p++) o += mat[k][p] * tv[p];
-        ch[k] = vrint(vmin(vmax(o, zero), peak));
-      }
-      char *d = orow + esize * (size_t)x0 * j->out.pixel;
-      if (fast && count == VW) {
-        store_pixels(otype, K, j, ch, d);
-        continue;
-      }
-      int32_t lanes[MAXP][VW];
-      for (int k = 0; k < K; k++) memcpy(lanes[k], &ch[k], sizeof lanes[k]);
-      for (int x = 0; x < count; x++)
-        for (int k = 0; k < K; k++) {
-          if (otype == T_U8)
-            ((uint8_t *)d)[x * j->out.pixel + k] = (uint8_t)lanes[k][x];
-          else
-            ((uint16_t *)d)[x * j->out.pixel + k] = (uint16_t)lanes[k][x];
-        }
+      mix_store(otype, K, j, &c, tv, orow + esize * (size_t)x0 * j->out.pixel, count);
     }
   }
 }
@@ -993,6 +1019,95 @@ static void color_rows(const job_t *j, int img, int y0, int rows, scratch_t *sc)
     BY_K(T_U16)
   }
 #undef BY_K
+}
+
+/* Every plane through the same 4-tap separable filter m (Bicubic ids: Y' and chroma alike), the
+ * mix done in registers on each vector of HR pixels: no plane is written to memory. Same
+ * vertical and horizontal passes as strip_sep, per plane; tmp holds K rows of nv vectors. */
+static inline __attribute__((always_inline)) void sep_color_t(const int s, const int otype,
+                                                              const int K, const job_t *j,
+                                                              const filt_t *m, float *const *pad,
+                                                              float *tmp, int img, int y0, int rows) {
+  const int w = j->w, ow = w * s;
+  const long ldp = m->ldp;
+  const int nv = (w + m->kw - 1 + VW - 1) / VW + 1;
+  const size_t esize = type_size(otype), tlen = (size_t)nv * VW;
+  mix_t c;
+  mix_init(j, K, &c);
+  vf hc[4][4];
+  for (int q = 0; q < s; q++)
+    for (int b = 0; b < 4; b++) hc[q][b] = splat(m->horz[q * m->kw + m->hlo[q] + b]);
+  for (int y = 0; y < rows; y++) {
+    for (int r = 0; r < s; r++) {
+      vf vc[4];
+      for (int a = 0; a < 4; a++) vc[a] = splat(m->vert[r * m->kh + m->vlo[r] + a]);
+      for (int p = 0; p < K; p++) {
+        const float *src = pad[p] + (size_t)(y + m->vlo[r]) * ldp;
+        float *t = tmp + p * tlen;
+        for (int i = 0; i < nv; i++) {
+          vf acc = vc[0] * loadu(src + i * VW);
+#pragma GCC unroll 4
+          for (int a = 1; a < 4; a++) acc += vc[a] * loadu(src + (size_t)a * ldp + i * VW);
+          storeu(t + i * VW, acc);
+        }
+      }
+      char *orow = (char *)j->out.ptr +
+                   esize * ((size_t)img * j->out.plane + (size_t)((y0 + y) * s + r) * j->out.row);
+      for (int x = 0; x < w; x += VW) {
+        vf o[MAXP][4];
+        for (int p = 0; p < K; p++) {
+          vf v[4];
+#pragma GCC unroll 4
+          for (int q = 0; q < s; q++) {
+            const float *t = tmp + p * tlen + x + m->hlo[q];
+            vf acc = hc[q][0] * loadu(t);
+#pragma GCC unroll 4
+            for (int b = 1; b < 4; b++) acc += hc[q][b] * loadu(t + b);
+            v[q] = acc;
+          }
+          if (!zip_phases(j, v, s, o[p])) { /* no vector shuffle: interleave through memory */
+            float lanes[4][VW], hr[4 * VW];
+            for (int q = 0; q < s; q++) storeu(lanes[q], v[q]);
+            for (int i = 0; i < s * VW; i++) hr[i] = lanes[i % s][i / s];
+            for (int k = 0; k < s; k++) o[p][k] = loadu(hr + k * VW);
+          }
+        }
+        for (int k = 0; k < s; k++) {
+          const int hx = x * s + k * VW;
+          if (hx >= ow) break;
+          vf tv[MAXP];
+          for (int p = 0; p < K; p++) tv[p] = o[p][k];
+          mix_store(otype, K, j, &c, tv, orow + esize * (size_t)hx * j->out.pixel,
+                    ow - hx < VW ? ow - hx : VW);
+        }
+      }
+    }
+  }
+}
+
+static void sep_color(const job_t *j, const filt_t *m, float *const *pad, float *tmp, int img,
+                      int y0, int rows) {
+#define SC(sc, t, k) sep_color_t(sc, t, k, j, m, pad, tmp, img, y0, rows)
+#define BY_SCALE(t, k)                 \
+  switch (j->s) {                      \
+    case 2: SC(2, t, k); break;        \
+    case 3: SC(3, t, k); break;        \
+    default: SC(4, t, k); break;       \
+  }
+#define BY_K(t)                        \
+  if (j->outs == 3) {                  \
+    BY_SCALE(t, 3)                     \
+  } else {                             \
+    BY_SCALE(t, 4)                     \
+  }
+  if (j->out.type == T_U8) {
+    BY_K(T_U8)
+  } else {
+    BY_K(T_U16)
+  }
+#undef BY_K
+#undef BY_SCALE
+#undef SC
 }
 
 static void run_strip(job_t *j, int img, int strip, scratch_t *sc) {
@@ -1020,6 +1135,10 @@ static void run_strip(job_t *j, int img, int strip, scratch_t *sc) {
     np++;
   }
   if (np) fill_strips(j, np, f, border, (const float (*)[MAXP])coef, offset, img, y0, pad, sc->dummy);
+  if (j->sep_color) {
+    sep_color(j, f[0], pad, sc->buf, img, y0, rows);
+    return;
+  }
   for (int i = 0; i < np; i++)
     run_filter(j, f[i], &identity, T_F32, pad[i], sc->buf, rows, (char *)sc->plane[which[i]],
                (long)j->w * j->s);
@@ -1047,6 +1166,11 @@ static void work_on(job_t *j) {
     if (pad_floats(filters[i]) > pad_n) pad_n = pad_floats(filters[i]);
     if (buf_floats(j, filters[i]) > buf_n) buf_n = buf_floats(j, filters[i]);
   }
+  if (j->sep_color) { /* K rows of the vertical pass (see sep_color_t) */
+    const filt_t *m = j->model.taps ? &j->model : &j->chroma;
+    const size_t rows = (size_t)j->planes * ((j->w + m->kw - 1 + VW - 1) / VW + 1) * VW;
+    if (rows > buf_n) buf_n = rows;
+  }
   const int npads = j->color ? j->planes : 1;
   scratch_t sc;
   memset(&sc, 0, sizeof sc);
@@ -1054,7 +1178,7 @@ static void work_on(job_t *j) {
   sc.dummy = alloc_floats((size_t)j->w + VW);
   int ok = sc.buf && sc.dummy;
   for (int p = 0; p < npads; p++) ok = ok && (sc.pad[p] = alloc_floats(pad_n));
-  if (j->color)
+  if (j->color && !j->sep_color)
     for (int p = 0; p < j->planes; p++)
       if (j->kind[p] != 2) ok = ok && (sc.plane[p] = alloc_floats((size_t)SH * j->s * j->w * j->s + VW));
   if (!ok) {
@@ -1368,6 +1492,26 @@ static int setup_color(job_t *j, const color_in_t *ci, int in_pixel) {
   return 0;
 }
 
+/* Same separable 4-tap filter (geometry and taps)? */
+static int same_sep(const filt_t *a, const filt_t *b, int s) {
+  if (a->weight || b->weight || !a->taps4 || !b->taps4 || a->kh != b->kh || a->kw != b->kw ||
+      a->pad_top != b->pad_top || a->pad_left != b->pad_left)
+    return 0;
+  for (int r = 0; r < s; r++)
+    if (a->vlo[r] != b->vlo[r] || a->hlo[r] != b->hlo[r]) return 0;
+  return memcmp(a->vert, b->vert, sizeof(float) * s * a->kh) == 0 &&
+         memcmp(a->horz, b->horz, sizeof(float) * s * a->kw) == 0;
+}
+
+/* Whether a colour job can run sep_color: 3 or 4 planes and outputs, none precomputed, and the
+ * model (when used) the same 4-tap separable filter as the chroma bicubic (Bicubic ids). */
+static int fits_sep_color(const job_t *j, const int *uses) {
+  if (uses[2] || j->outs != j->planes || (j->outs != 3 && j->outs != 4) || j->model.prec) return 0;
+  const filt_t *m = uses[0] ? &j->model : &j->chroma;
+  if (m->weight || !m->taps4) return 0;
+  return !(uses[0] && uses[1]) || same_sep(&j->model, &j->chroma, j->s);
+}
+
 /* The colour pipeline: an interleaved image in (n, h, w, in->pixel) uint8/uint16/float, out
  * (n, s*h, s*w, out->pixel) uint8/uint16, in one pass over strips of LR rows: each plane of
  * `color` is read from the input pixels, filtered by the model (border as given), the chroma
@@ -1392,6 +1536,7 @@ int edgesr_color_p(const buf_t *in, const buf_t *out, int n, int h, int w, int s
   /* model planes hold 0..1 values (luma or a channel): packed on 256 levels of 0..1 */
   if (code == 0 && uses[0]) code = prepare_precision(&j.model, precision, s, 0.0f, 1.0f / 255.0f);
   if (code == 0 && uses[1]) code = prepare_filter(chroma, s, w, &j.chroma);
+  if (code == 0) j.sep_color = fits_sep_color(&j, uses);
   if (code == 0) {
     double work = (double)n * h * w * (uses[0] * filter_work(&j.model, s) +
                                        uses[1] * filter_work(&j.chroma, s) + j.outs * s * s * 4.0);
