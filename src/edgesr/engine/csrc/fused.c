@@ -122,9 +122,28 @@ static inline vi vrint(vf x) {
 #endif
 }
 
-/* exp(x) for x <= 0 (softmax after subtracting the max); Cephes expf polynomial, ~1 ulp. */
+/* exp(x) for x <= 0 (softmax after subtracting the max). AVX-512: 2^n * 2^f with n = round(x
+ * log2 e), f in [-1/2, 1/2] through a degree-6 fit of 2^f (relative error 1e-7, fitted in
+ * float32 by Lawson's iteration) and vscalefps for 2^n: 11 instructions instead of 17. The
+ * softmax is ~20% of eSR-TM's time: 640x480 luma, 2 threads, both builds in one process,
+ * eSR-TM_s2_K7_C16 12.75 -> 12.20 ms, eSR-TR_s2_K7_C16 18.14 -> 17.53 ms (medians of 40).
+ * Elsewhere: the Cephes expf polynomial, ~1 ulp. */
 static inline vf vexp_nonpos(vf x) {
   x = vmax(x, splat(-87.0f));
+#if defined(__AVX512F__) && VW == 16
+  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps((__m512)x, log2e),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf f = (vf)_mm512_fmsub_ps((__m512)x, log2e, n);
+  vf q = splat(1.5353361959569156e-4f);
+  q = q * f + 1.3398875016719103e-3f;
+  q = q * f + 9.6184369176626205e-3f;
+  q = q * f + 5.5503323674201965e-2f;
+  q = q * f + 2.4022647738456726e-1f;
+  q = q * f + 6.9314718246459961e-1f;
+  q = q * f + 1.0f;
+  return (vf)_mm512_scalef_ps((__m512)q, n);
+#else
   vf fx = x * 1.44269504088896341f;
   vi n = __builtin_convertvector(fx - 0.5f, vi); /* fx <= 0: truncation rounds to nearest */
   vf nf = __builtin_convertvector(n, vf);
@@ -140,6 +159,7 @@ static inline vf vexp_nonpos(vf x) {
   p = p * z + r + 1.0f;
   vi bits = (n + 127) << 23;
   return p * (vf)bits;
+#endif
 }
 
 /* Element types of image buffers. */
