@@ -160,6 +160,20 @@ def test_cache_dir_defaults_to_user_cache_and_follows_env(monkeypatch, tmp_path)
     assert cache_dir() == tmp_path / "mine"
 
 
+def test_kernels_and_data_share_one_cache_root_that_edgesr_cache_moves(monkeypatch, tmp_path):
+    from edgesr.engine import native
+
+    monkeypatch.delenv("EDGESR_DATA")
+    monkeypatch.delenv("EDGESR_CACHE", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert native.cache_dir().parent == cache_dir() == tmp_path / "xdg" / "edgesr"
+    monkeypatch.setenv("EDGESR_CACHE", str(tmp_path / "all"))
+    assert native.cache_dir().parent == cache_dir() == tmp_path / "all"
+    monkeypatch.setenv("EDGESR_DATA", str(tmp_path / "data"))  # moves the data only
+    assert (native.cache_dir().parent, cache_dir()) == (tmp_path / "all", tmp_path / "data")
+
+
 # ---------------------------------------------------------------- fetch: zip, tar.gz, checksums
 def test_fetch_zip_installs_only_the_hr_images_and_verifies_sha256(server):
     archive = make_zip({"pack/HR/b.png": png_bytes(seed=1), "pack/HR/a.png": png_bytes(seed=2),

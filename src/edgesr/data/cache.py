@@ -14,34 +14,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from edgesr.atomic import write_text_atomic
 from edgesr.errors import EdgesrError
+from edgesr.paths import cache_root
 
 ENV_VAR = "EDGESR_DATA"
-#: edgesr's cache root, also where compiled kernels go (`engine.native`); EDGESR_DATA wins.
-CACHE_ENV_VAR = "EDGESR_CACHE"
-
-
-def user_cache_dir() -> Path:
-    """The platform's per-user cache folder (XDG on Linux, ~/Library/Caches, %LOCALAPPDATA%)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return Path(base) if base else Path.home() / "AppData" / "Local"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches"
-    base = os.environ.get("XDG_CACHE_HOME")
-    return Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
 
 
 def cache_dir() -> Path:
-    """edgesr's data folder: ``$EDGESR_DATA`` when set, else ``$EDGESR_CACHE``, else
-    ``<user cache dir>/edgesr`` (the kernels' default too, so one folder holds edgesr's cache)."""
-    env = os.environ.get(ENV_VAR) or os.environ.get(CACHE_ENV_VAR)
-    return Path(env).expanduser() if env else user_cache_dir() / "edgesr"
+    """edgesr's data folder: ``$EDGESR_DATA`` when set, else the cache root (`edgesr.paths`:
+    ``$EDGESR_CACHE``, else the user cache dir + ``edgesr``), which also holds the kernels."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else cache_root()
 
 
 def datasets_dir() -> Path:

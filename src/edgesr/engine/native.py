@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesr.errors import log
+from edgesr.paths import cache_root
 
 SOURCE = "fused.c"
 FLAGS = ("-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-std=gnu11")
@@ -70,10 +71,8 @@ class Color(ctypes.Structure):
 
 
 def cache_dir() -> Path:
-    """Where compiled kernels live: $EDGESR_CACHE, else $XDG_CACHE_HOME/edgesr, else ~/.cache/edgesr."""
-    root = os.environ.get("EDGESR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "edgesr")
-    return Path(root) / "native"
+    """Where compiled kernels live: ``native/`` under the cache root (`edgesr.paths.cache_root`)."""
+    return cache_root() / "native"
 
 
 def _compiler() -> str | None:
