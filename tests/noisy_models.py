@@ -17,4 +17,4 @@ def noisy_model(model_id: str, noise: float) -> torch.nn.Module:
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.add_(noise * torch.randn_like(parameter))
-    return model
+    return model.eval()

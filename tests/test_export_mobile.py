@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from edgesr.cli import app
 from edgesr.errors import EdgesrError
 from edgesr.models import create_model
+from noisy_models import noisy_model
 
 FAMILIES = ["Bicubic_s3", "eSR-MAX_s3_K3_C2", "eSR-TM_s2_K5_C4", "eSR-TR_s4_K7_C3", "ESPCN_s2_D4_S6",
             "FSRCNN_s2_D6_S3_M1", "eSR-CNN_s3_C2_D1_S3"]
@@ -17,12 +18,7 @@ FAMILIES = ["Bicubic_s3", "eSR-MAX_s3_K3_C2", "eSR-TM_s2_K5_C4", "eSR-TR_s4_K7_C
 
 def random_model(model_id: str) -> torch.nn.Module:
     """Random weights: a converter that dropped or reordered a layer cannot match by luck."""
-    model = create_model(model_id)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.1)
-    return model
+    return noisy_model(model_id, 0.1)
 
 
 @pytest.mark.parametrize("model_id", FAMILIES)

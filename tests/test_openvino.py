@@ -14,7 +14,7 @@ pytest.importorskip("openvino")
 from edgesr.engine import Upscaler, make_backend  # noqa: E402
 from edgesr.engine.openvino_backend import STATIC_SHAPES, OpenVinoBackend  # noqa: E402
 from edgesr.errors import EdgesrError  # noqa: E402
-from edgesr.models import create_model  # noqa: E402
+from noisy_models import noisy_model  # noqa: E402
 
 DEEP = ["ESPCN_s2_D16_S32", "ESPCN_s3_D0_S15", "FSRCNN_s2_D56_S12_M4", "FSRCNN_s3_D6_S1_M1",
         "eSR-CNN_s2_C4_D3_S9", "eSR-CNN_s4_C2_D1_S3"]
@@ -22,8 +22,7 @@ DEEP = ["ESPCN_s2_D16_S32", "ESPCN_s3_D0_S15", "FSRCNN_s2_D56_S12_M4", "FSRCNN_s
 
 def trained_like(model_id: str) -> torch.nn.Module:
     """A model with random weights of a trained model's size (seeded), so outputs vary over 0..1."""
-    torch.manual_seed(sum(map(ord, model_id)))
-    return create_model(model_id).eval()
+    return noisy_model(model_id, 0.0)
 
 
 @pytest.mark.parametrize("model_id", DEEP)

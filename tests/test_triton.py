@@ -23,6 +23,7 @@ from edgesr.engine import Upscaler, make_backend  # noqa: E402
 from edgesr.engine.triton_backend import TritonBackend, interpreting, tile_setting  # noqa: E402
 from edgesr.errors import EdgesrError  # noqa: E402
 from edgesr.models import context_pixels, create_model  # noqa: E402
+from noisy_models import noisy_model  # noqa: E402
 
 if not interpreting():
     pytest.skip("Triton's kernels were loaded without TRITON_INTERPRET=1", allow_module_level=True)
@@ -38,8 +39,7 @@ def model_id(family: str, k: int, c: int, scale: int) -> str:
 
 
 def random_model(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return create_model(name).eval()
+    return noisy_model(name, 0.0)
 
 
 def forward(model: torch.nn.Module, lr: torch.Tensor) -> torch.Tensor:
