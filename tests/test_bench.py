@@ -55,6 +55,20 @@ def test_time_interleaved_bursts_average_back_to_back_calls():
     assert len(timings["a"].seconds) == 2 and 0.002 <= timings["a"].median_ms / 1e3 < 0.008  # not 5 x 2 ms
 
 
+def test_time_interleaved_warm_times_each_sample_right_after_an_untimed_call_of_the_same_callable():
+    order, stamps = [], {"a": [], "b": []}
+
+    def call(name: str) -> None:
+        order.append(name)
+        stamps[name].append(time.perf_counter())
+        if len(stamps[name]) % 2:  # the untimed call sleeps, the timed one right after it does not
+            time.sleep(0.01)
+
+    timings = time_interleaved({n: (lambda n=n: call(n)) for n in "ab"}, repeats=6, warmup=0, warm=True)
+    assert len(order) == 24 and all(order[i] == order[i + 1] for i in range(0, 24, 2))
+    assert all(t.median_ms < 5 for t in timings.values())  # the sleeping call was not timed
+
+
 def test_expand_models_resolves_bicubic_and_filters_by_scale():
     assert expand_models(["Bicubic", "eSR-MAX_s3_K3_C1"], 3) == ["Bicubic_s3", "eSR-MAX_s3_K3_C1"]
     with pytest.raises(EdgesrError, match="scale 4"):

@@ -6,7 +6,8 @@ chosen backend, interleaved round by round with the baselines on the same input 
 INTER_CUBIC, Pillow BICUBIC, torch bicubic interpolate and the torch reference forward of the
 same model), so a busy machine slows them alike and the ratios stay meaningful. Medians are
 reported with the interquartile spread; the machine's peak is a GEMM of the same dtype timed in
-the same process, in the same rounds as each model (``gemm_gflops_<device>``, median rate).
+the same process, in the same rounds as each model (``gemm_gflops_<device>``, median rate;
+for the user-call pipelines in its own rounds right after the model's, see `bench`).
 On a GPU the model runs on tensors already there (fp16 by default) and each sample is the mean
 of `GPU_BURST` back-to-back calls. When the engine is not the torch forward itself (the Triton
 kernels, CUDA graphs) the torch forward runs in the same rounds (``torch_reference``), and so do
@@ -86,7 +87,7 @@ GPU_BURST = 10
 
 def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
                      sync: Callable[[], None] | None = None,
-                     budget_s: float | None = None, burst: int = 1) -> dict[str, Timing]:
+                     budget_s: float | None = None, burst: int = 1, warm: bool = False) -> dict[str, Timing]:
     """Time every callable ``repeats`` times, one round of all of them after another.
 
     Each round runs the callables in a new (seeded) random order, so that each follows every
@@ -100,6 +101,10 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
     would carry that wake-up (on an H100 a Full-HD eSR-MAX_s2_K3_C2 took 0.37 ms timed alone
     after Pillow, 0.11 ms right after another GPU call).
     After ``budget_s`` seconds of a callable's runs (and at least 3 samples) it is not run again.
+    ``warm``: each sample comes right after one untimed call of the same callable, as in a
+    user's loop over photos or frames. Without it a sample after Pillow, the GEMM or the torch
+    forward starts with their data in the caches: on the 2-core box the same RGB call measured
+    1.6-2.0x slower in some runs than in a loop, OpenCV's less so.
     """
     sync = sync or (lambda: None)
     for fn in calls.values():
@@ -114,6 +119,9 @@ def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmu
             t = timings[name]
             if budget_s is not None and len(t.seconds) >= 3 and sum(t.seconds) * burst > budget_s:
                 continue
+            if warm:
+                fn()
+                sync()
             start = time.perf_counter()
             for _ in range(burst):
                 fn()
@@ -323,7 +331,8 @@ def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str 
             else:
                 calls[f"engine_{precision}"] = lambda f=_user_upscaler(spec.id, backend, str(dev), dtype, weight_file,
                                                                        precision=precision).upscale, x=array: f(x)
-        calls["gemm"] = gemm
+        if pipeline == "luma":
+            calls["gemm"] = gemm
         if baselines:
             from PIL import Image  # Pillow and OpenCV run on the CPU whatever the device
 
@@ -339,7 +348,11 @@ def bench(models: Sequence[str | nn.Module], backend: str = "auto", device: str 
                     x, o, interpolation=cv2.INTER_CUBIC)
         with torch.inference_mode():
             timings = time_interleaved(calls, repeats, sync=sync, budget_s=10.0,
-                                       burst=GPU_BURST if dev.type == "cuda" else 1)
+                                       burst=GPU_BURST if dev.type == "cuda" else 1, warm=pipeline != "luma")
+        if pipeline != "luma":
+            # In its own rounds right after: torch's threads keep spinning after a GEMM, and the
+            # user call timed next measured 2.5x slower on the 2-core box (OpenCV's 2.3x).
+            timings.update(time_interleaved({"gemm": gemm}, repeats, sync=sync, budget_s=10.0))
         gemm_rate = gemm_flops / (timings.pop("gemm").median_ms * 1e-3) / 1e9
         copy = timings.pop("copy", None)
         rows[spec.id] = row = _row(spec, timings, suffix, gemm_rate, (h * s, w * s),

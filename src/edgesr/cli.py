@@ -479,7 +479,8 @@ def bench_command(
                      if dev == "cpu" or any("speedup_vs_torch_reference" in r for r in rows.values()) else "")
                   + (", rgb e2e = Upscaler.upscale(RGB uint8) with both transfers, %bw = the kernel's"
                      " input + output bytes per second / a device copy's" if resident else "")
-                  + f" (medians of {repeats}, interleaved)"
+                  + f" (medians of {repeats}, interleaved"
+                  + (", each right after an untimed call of the same engine, as in a loop)" if user_call else ")")
                   + (f"; rows written to {output}" if output is not None else ""), highlight=False)
 
 
