@@ -4,10 +4,11 @@
         [--burst 4] [--models eSR-MAX_s2_K3_C2,Bicubic_s2,eSR-TM_s2_K7_C16]
 
 Each photo is read once; every model's call and `cv2.resize(rgb, (2W, 2H), INTER_CUBIC)` run
-interleaved round by round (`edgesr.bench.time_interleaved`, which rotates the order), each
+interleaved round by round (`edgesr.bench.time_interleaved`, a new random order each round), each
 sample the mean of ``--burst`` back-to-back calls as a user's loop over photos makes them (the
 first call after another library pays for its threads still spinning), medians printed with the
-ratio to OpenCV. Unlike `edgesr bench --pipeline rgb`, no GEMM runs between the calls.
+ratio to OpenCV. `edgesr bench --pipeline rgb` instead times single calls, each right after an
+untimed one of the same engine, on random pixels.
 """
 
 from __future__ import annotations
