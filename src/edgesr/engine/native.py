@@ -1,9 +1,10 @@
 """The fused C kernel (csrc/fused.c): compiled on first use with the system C compiler, cached.
 
-Why compile at run time: the kernel is ~500 lines of plain C (no Python or torch headers), so a
-compiler builds it in about a second, and ``-march=native`` tunes it to the machine that runs it
-(AVX-512 / AVX2 / NEON) with no binary wheels to ship. The shared library is cached under
-``$EDGESR_CACHE`` (default ``~/.cache/edgesr``) keyed by the source, the compiler and the CPU.
+Why compile at run time: the kernel is plain C (no Python or torch headers), so any compiler
+builds it (9 s with gcc -O3 on the project's machine, once), and ``-march=native`` tunes it to
+the machine that runs it (AVX-512 / AVX2 / NEON) with no binary wheels to ship. The shared
+library is cached under the cache root (`edgesr.paths`) keyed by the source, the compiler and
+the CPU.
 Without a compiler (or with ``EDGESR_NATIVE=0``) `load` returns ``None`` and callers fall back to
 the torch backends; `unavailable_reason` says why.
 
