@@ -34,6 +34,11 @@ def gray(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(128 + 90 * np.sin(x / 5.0) * np.cos(y / 7.0) + noise, 0, 255).astype(np.uint8)
 
 
+def skip_unless_this_cpu_runs(precision: str) -> None:
+    if precision not in native.precisions():
+        pytest.skip(f"this CPU has no {native.PRECISION_NEEDS[precision]}")
+
+
 @needs_kernel
 def test_default_precision_is_fp32():
     assert Upscaler("eSR-MAX_s2_K3_C2").backend.precision == "fp32"
@@ -43,8 +48,7 @@ def test_default_precision_is_fp32():
 @pytest.mark.parametrize("precision", X86_VARIANTS)
 @pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C2", "eSR-TM_s3_K5_C4", "eSR-TR_s4_K7_C3", "eSR-TM_s2_K7_C16"])
 def test_reduced_precision_stays_within_a_few_levels_of_fp32(precision, model_id):
-    if precision not in native.precisions():
-        pytest.skip(f"this CPU has no {native.PRECISION_NEEDS[precision]}")
+    skip_unless_this_cpu_runs(precision)
     model = trained_like(model_id)
     image = gray(37, 53)
     exact = Upscaler(model).upscale(image).astype(int)
@@ -58,8 +62,7 @@ def test_reduced_precision_stays_within_a_few_levels_of_fp32(precision, model_id
 @needs_kernel
 @pytest.mark.parametrize("precision", X86_VARIANTS)
 def test_reduced_precision_matches_the_torch_forward_on_float_planes(precision):
-    if precision not in native.precisions():
-        pytest.skip(f"this CPU has no {native.PRECISION_NEEDS[precision]}")
+    skip_unless_this_cpu_runs(precision)
     model = trained_like("eSR-TR_s2_K5_C4")
     lr = torch.from_numpy(gray(29, 41, seed=1).astype(np.float32) / 255)[None, None]
     with torch.inference_mode():
@@ -73,8 +76,7 @@ def test_reduced_precision_matches_the_torch_forward_on_float_planes(precision):
 @needs_kernel
 @pytest.mark.parametrize("precision", X86_VARIANTS)
 def test_colour_images_and_threads_run_at_reduced_precision(precision):
-    if precision not in native.precisions():
-        pytest.skip(f"this CPU has no {native.PRECISION_NEEDS[precision]}")
+    skip_unless_this_cpu_runs(precision)
     model = trained_like("eSR-TM_s2_K7_C4")
     rgb = np.stack([gray(67, 75, seed=k) for k in range(3)], axis=-1)
     exact = Upscaler(model).upscale(rgb).astype(int)
