@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -176,6 +177,11 @@ typedef struct {
   long row, plane;
 } buf_t;
 
+/* Where phase q of a 4-tap separable filter starts in its 5-tap window (bicubic at s = 2, 3, 4:
+ * the first half of the phases at 0, the rest at 1). A constant, so that the window stays in
+ * registers (a run-time start put it on the stack: measured 1.1-1.3x slower). */
+#define TAPS4_SHIFT(q, s) ((q) >= (s) / 2)
+
 /* One filter: a one-layer model (weight != NULL) or a separable one (vert/horz). */
 typedef struct {
   const float *weight;      /* phase-major: ((r*s + q) * F + k) * C + c rows of KH*KW taps */
@@ -186,7 +192,8 @@ typedef struct {
   int ldp;                  /* padded strip row length */
   int *taps;                /* offsets of the KH*KW taps in the padded strip */
   int vlo[4], vhi[4], hlo[4], hhi[4]; /* separable: the non-zero taps of each phase filter */
-  int taps4;                /* separable, and every phase filter fits 4 taps (bicubic) */
+  int taps4;                /* separable, every phase filter fits 4 taps starting at vlo[0] +
+                               TAPS4_SHIFT (hlo alike): one 5-tap window serves all phases (bicubic) */
   /* Reduced precision (see pack_strip): P_F32 or the packed conv's weights and grid. */
   int prec, ngroups;        /* precision; packed tap groups per channel */
   int *gtaps;               /* byte offsets of the groups in the packed strip */
@@ -224,6 +231,9 @@ typedef struct {
   /* lane x*K + k <- k*VW + x: pixel interleave of K = 3 or 4 channels (bytes, halfwords) */
   vb4 ileave3_b, ileave4_b;
   vh4 ileave3_h, ileave4_h;
+  /* the same from the lane order of saturating packs (pack_store), K = 3 and 4 */
+  vb4 packed_b[2];
+  uint16_t packed_w[2][2][2 * VW] __attribute__((aligned(64)));
   int next;                 /* next task (atomic) */
   int failed;               /* set when a thread could not allocate its buffers */
   int slots;                /* pool threads that may still join (atomic) */
@@ -768,35 +778,61 @@ static inline __attribute__((always_inline)) void strip_model(const int mode, co
   }
 }
 
-/* The 4-tap passes of a separable filter (bicubic), shared by strip_sep and sep_color_t: row
- * phase r's vertical pass over the nv vectors of one LR row into tmp (reading the strip from
- * src_row), and phase q's horizontal filter (coefficients hc, broadcast once by the caller and
- * kept in registers: measured 1.6x faster than broadcasting them at every use) at t. */
-static inline __attribute__((always_inline)) void vert_pass4(const filt_t *m, int r,
-                                                             const float *src_row, int nv,
-                                                             float *tmp) {
-  const long ldp = m->ldp;
-  const float *src = src_row + (size_t)m->vlo[r] * ldp;
-  vf vc[4];
-  for (int a = 0; a < 4; a++) vc[a] = splat(m->vert[r * m->kh + m->vlo[r] + a]);
-  for (int i = 0; i < nv; i++) {
-    vf acc = vc[0] * loadu(src + i * VW);
+/* Vectors of a separable filter's vertical pass per LR row: every lane the horizontal pass reads
+ * is written. */
+static inline int sep_vectors(const job_t *j, const filt_t *m) { return (j->w + m->kw - 1 + VW - 1) / VW + 1; }
+
+/* The 4-tap passes of a separable filter (bicubic), shared by strip_sep and sep_color_t. Every
+ * phase's 4 taps start at vlo[0] + TAPS4_SHIFT (hlo alike, see prepare_filter), so one window of
+ * 5 inputs, loaded once, serves all s phases: 5 loads per vector instead of 4s (the horizontal
+ * ones are unaligned and cross cache lines; measured 10% of Bicubic_s2 RGB's time).
+ * taps4_coefs: the phases' coefficients, broadcast once by the caller and kept in registers
+ * (measured 1.6x faster than broadcasting them at every use). */
+typedef struct {
+  vf c[4][4];
+} taps4_t;
+
+static inline __attribute__((always_inline)) void taps4_coefs(const float *f, int len, const int *lo,
+                                                              int s, taps4_t *t) {
+  for (int q = 0; q < s; q++)
+    for (int b = 0; b < 4; b++) t->c[q][b] = splat(f[q * len + lo[q] + b]);
+}
+
+/* Phase q of the window in[0..4] (q and s constants at every call site). */
+static inline __attribute__((always_inline)) vf taps4_phase(const taps4_t *t, const int q, const int s,
+                                                            const vf *in) {
+  const int d = TAPS4_SHIFT(q, s);
+  vf acc = t->c[q][0] * in[d];
 #pragma GCC unroll 4
-    for (int a = 1; a < 4; a++) acc += vc[a] * loadu(src + (size_t)a * ldp + i * VW);
-    storeu(tmp + i * VW, acc);
+  for (int b = 1; b < 4; b++) acc += t->c[q][b] * in[d + b];
+  return acc;
+}
+
+/* The vertical pass of all s row phases over the nv vectors of one LR row (the strip rows from
+ * src_row) into tmp + r * stride. */
+static inline __attribute__((always_inline)) void vert_pass4(const filt_t *m, const taps4_t *vt,
+                                                             const int s, const float *src_row,
+                                                             int nv, float *tmp, size_t stride) {
+  const long ldp = m->ldp;
+  const float *src = src_row + (size_t)m->vlo[0] * ldp;
+  for (int i = 0; i < nv; i++) {
+    vf in[5];
+#pragma GCC unroll 5
+    for (int a = 0; a < 5; a++) in[a] = loadu(src + (size_t)a * ldp + i * VW);
+#pragma GCC unroll 4
+    for (int r = 0; r < s; r++) storeu(tmp + r * stride + i * VW, taps4_phase(vt, r, s, in));
   }
 }
 
-static inline __attribute__((always_inline)) void horz_coefs4(const filt_t *m, int s, vf (*hc)[4]) {
-  for (int q = 0; q < s; q++)
-    for (int b = 0; b < 4; b++) hc[q][b] = splat(m->horz[q * m->kw + m->hlo[q] + b]);
-}
-
-static inline __attribute__((always_inline)) vf horz4(const vf *hc, const float *t) {
-  vf acc = hc[0] * loadu(t);
+/* The horizontal filters of all s column phases at LR pixels x.. of a vertical pass row t. */
+static inline __attribute__((always_inline)) void horz4(const filt_t *m, const taps4_t *ht,
+                                                        const int s, const float *t, vf *v) {
+  vf in[5];
+  t += m->hlo[0];
+#pragma GCC unroll 5
+  for (int b = 0; b < 5; b++) in[b] = loadu(t + b);
 #pragma GCC unroll 4
-  for (int b = 1; b < 4; b++) acc += hc[b] * loadu(t + b);
-  return acc;
+  for (int q = 0; q < s; q++) v[q] = taps4_phase(ht, q, s, in);
 }
 
 /* Separable filters (Bicubic): out[y*s + r][x*s + q] = sum_a sum_b vert[r][a] horz[q][b]
@@ -812,43 +848,34 @@ static inline __attribute__((always_inline)) void strip_sep(const int NT, const 
                                                             char *dst, long ldo) {
   const int kh = m->kh, kw = m->kw, w = j->w;
   const long ldp = m->ldp;
-  /* vectors of the vertical pass per row: every lane the horizontal pass reads is written */
-  const int nv = (w + kw - 1 + VW - 1) / VW + 1;
-  const size_t esize = type_size(otype);
+  const int nv = sep_vectors(j, m);
+  const size_t esize = type_size(otype), stride = (size_t)nv * VW;
   const omap_t map = *om; /* locals: stores through dst cannot alias them */
-  int vlo[4], vhi[4], hlo[4], hhi[4];
-  for (int r = 0; r < s; r++) {
-    vlo[r] = m->vlo[r], vhi[r] = NT ? vlo[r] + NT : m->vhi[r];
-    hlo[r] = m->hlo[r], hhi[r] = NT ? hlo[r] + NT : m->hhi[r];
-  }
-  vf hc[4][4];
-  if (NT) horz_coefs4(m, s, hc);
+  taps4_t vt, ht;
+  if (NT) taps4_coefs(m->vert, kh, m->vlo, s, &vt), taps4_coefs(m->horz, kw, m->hlo, s, &ht);
   for (int y = 0; y < rows; y++) {
     const float *src_row = pad + (size_t)y * ldp;
+    if (NT) vert_pass4(m, &vt, s, src_row, nv, tmp, stride);
     for (int r = 0; r < s; r++) {
-      const float *fv = m->vert + r * kh;
-      if (NT) {
-        vert_pass4(m, r, src_row, nv, tmp);
-      } else {
+      float *t = NT ? tmp + r * stride : tmp;
+      if (!NT) {
+        const float *fv = m->vert + r * kh;
         for (int i = 0; i < nv; i++) {
           vf acc = splat(0.0f);
-          for (int a = vlo[r]; a < vhi[r]; a++) acc += splat(fv[a]) * loadu(src_row + (size_t)a * ldp + i * VW);
-          storeu(tmp + i * VW, acc);
+          for (int a = m->vlo[r]; a < m->vhi[r]; a++) acc += splat(fv[a]) * loadu(src_row + (size_t)a * ldp + i * VW);
+          storeu(t + i * VW, acc);
         }
       }
       char *row = dst + esize * (size_t)(y * s + r) * ldo;
       for (int x = 0; x < w; x += VW) {
         vf v[4];
-#pragma GCC unroll 4
-        for (int q = 0; q < s; q++) {
-          vf acc;
-          if (NT) {
-            acc = horz4(hc[q], tmp + x + hlo[q]);
-          } else {
-            acc = splat(0.0f);
-            for (int b = hlo[q]; b < hhi[q]; b++) acc += splat(m->horz[q * kw + b]) * loadu(tmp + x + b);
+        if (NT) {
+          horz4(m, &ht, s, t + x, v);
+        } else {
+          for (int q = 0; q < s; q++) {
+            v[q] = splat(0.0f);
+            for (int b = m->hlo[q]; b < m->hhi[q]; b++) v[q] += splat(m->horz[q * kw + b]) * loadu(t + x + b);
           }
-          v[q] = acc;
         }
         store_phases(j, &map, v, s, otype, row + esize * (size_t)x * s, w - x < VW ? w - x : VW);
       }
@@ -924,7 +951,12 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
     v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[2]), 2);
     if (K == 4) v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[3]), 3);
     v = _mm512_permutexvar_epi8((__m512i)(K == 3 ? j->ileave3_b : j->ileave4_b), v);
-    _mm512_mask_storeu_epi8(dst, K == 3 ? 0xFFFFFFFFFFFFull : ~0ull, v);
+    if (K == 4) {
+      _mm512_storeu_si512(dst, v);
+    } else { /* 48 bytes as 32 + 16: a masked 512-bit store measured slower on AMD */
+      _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
+      _mm_storeu_si128((__m128i *)(dst + 32), _mm512_extracti32x4_epi32(v, 2));
+    }
     return;
   }
 #endif
@@ -965,6 +997,7 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
 typedef struct {
   vf mat[MAXP][MAXP], off[MAXP], peak;
   int clip[MAXP];
+  int saturate; /* peak is the output type's maximum: saturating packs do the clamp */
 } mix_t;
 
 static inline __attribute__((always_inline)) void mix_init(const job_t *j, const int K, mix_t *c) {
@@ -974,7 +1007,40 @@ static inline __attribute__((always_inline)) void mix_init(const job_t *j, const
     c->clip[k] = j->kind[k] != 1;
   }
   c->peak = splat(j->peak);
+  c->saturate = j->peak == (j->out.type == T_U8 ? 255.0f : 65535.0f);
 }
+
+#if defined(__AVX512BW__) && VW == 16
+/* Round K channel vectors and store VW pixels interleaved, the clamp to 0..peak done by
+ * saturating packs (peak being the type's maximum): three packs instead of six min/max and
+ * four narrowing moves. The packs leave channel k of pixel 4L + i at lane L*16 + k*4 + i
+ * (bytes) or, per pair of channels, L*8 + (k % 2)*4 + i (halfwords); one permute interleaves. */
+static inline __attribute__((always_inline)) void pack_store(const int otype, const int K,
+                                                             const job_t *j, const vf *o, char *dst) {
+  const __m512i c0 = (__m512i)vrint(o[0]), c1 = (__m512i)vrint(o[1]), c2 = (__m512i)vrint(o[2]);
+  const __m512i c3 = K == 4 ? (__m512i)vrint(o[3]) : c2;
+  if (otype == T_U16) {
+    const __m512i p01 = _mm512_packus_epi32(c0, c1), p23 = _mm512_packus_epi32(c2, c3);
+    const __m512i lo = _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][0]), p23);
+    const __m512i hi = _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][1]), p23);
+    _mm512_storeu_si512(dst, lo);
+    if (K == 4)
+      _mm512_storeu_si512(dst + 64, hi);
+    else
+      _mm256_storeu_si256((__m256i *)(dst + 64), _mm512_castsi512_si256(hi));
+    return;
+  }
+  /* signed packs to int16 first: an unsigned pack of values >= 32768 would read as negative */
+  const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(c0, c1), _mm512_packs_epi32(c2, c3));
+  const __m512i v = _mm512_permutexvar_epi8((__m512i)j->packed_b[K - 3], b);
+  if (K == 4) {
+    _mm512_storeu_si512(dst, v);
+  } else {
+    _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
+    _mm_storeu_si128((__m128i *)(dst + 32), _mm512_extracti32x4_epi32(v, 2));
+  }
+}
+#endif
 
 /* Mix K plane vectors tv (VW HR pixels) and store count pixels of K channels at d, interleaved
  * (j->out.pixel elements apart). */
@@ -984,13 +1050,21 @@ static inline __attribute__((always_inline)) void mix_store(const int otype, con
   const vf zero = splat(0.0f), one = splat(1.0f);
   for (int p = 0; p < K; p++)
     if (c->clip[p]) tv[p] = vmin(vmax(tv[p], zero), one);
-  vi ch[MAXP];
+  vf o[MAXP];
   for (int k = 0; k < K; k++) {
-    vf o = c->off[k];
-    for (int p = 0; p < K; p++) o += c->mat[k][p] * tv[p];
-    ch[k] = vrint(vmin(vmax(o, zero), c->peak));
+    o[k] = c->off[k];
+    for (int p = 0; p < K; p++) o[k] += c->mat[k][p] * tv[p];
   }
-  if (count == VW && K == j->out.pixel && (K == 3 || K == 4)) {
+  const int whole = count == VW && K == j->out.pixel && (K == 3 || K == 4);
+#if defined(__AVX512VBMI__) && VW == 16
+  if (whole && c->saturate) {
+    pack_store(otype, K, j, o, d);
+    return;
+  }
+#endif
+  vi ch[MAXP];
+  for (int k = 0; k < K; k++) ch[k] = vrint(vmin(vmax(o[k], zero), c->peak));
+  if (whole) {
     store_pixels(otype, K, j, ch, d);
     return;
   }
@@ -1066,23 +1140,22 @@ static inline __attribute__((always_inline)) void sep_color_t(const int s, const
                                                               float *tmp, int img, int y0, int rows) {
   const int w = j->w, ow = w * s;
   const long ldp = m->ldp;
-  const int nv = (w + m->kw - 1 + VW - 1) / VW + 1;
-  const size_t esize = type_size(otype), tlen = (size_t)nv * VW;
+  const size_t esize = type_size(otype), stride = (size_t)sep_vectors(j, m) * VW;
   mix_t c;
   mix_init(j, K, &c);
-  vf hc[4][4];
-  horz_coefs4(m, s, hc);
+  taps4_t vt, ht;
+  taps4_coefs(m->vert, m->kh, m->vlo, s, &vt), taps4_coefs(m->horz, m->kw, m->hlo, s, &ht);
   for (int y = 0; y < rows; y++) {
+    for (int p = 0; p < K; p++)
+      vert_pass4(m, &vt, s, pad[p] + (size_t)y * ldp, sep_vectors(j, m), tmp + p * s * stride, stride);
     for (int r = 0; r < s; r++) {
-      for (int p = 0; p < K; p++) vert_pass4(m, r, pad[p] + (size_t)y * ldp, nv, tmp + p * tlen);
       char *orow = (char *)j->out.ptr +
                    esize * ((size_t)img * j->out.plane + (size_t)((y0 + y) * s + r) * j->out.row);
       for (int x = 0; x < w; x += VW) {
         vf o[MAXP][4];
         for (int p = 0; p < K; p++) {
           vf v[4];
-#pragma GCC unroll 4
-          for (int q = 0; q < s; q++) v[q] = horz4(hc[q], tmp + p * tlen + x + m->hlo[q]);
+          horz4(m, &ht, s, tmp + (p * s + r) * stride + x, v);
           if (!zip_phases(j, v, s, o[p])) { /* no vector shuffle: interleave through memory */
             float lanes[4][VW], hr[4 * VW];
             for (int q = 0; q < s; q++) storeu(lanes[q], v[q]);
@@ -1167,7 +1240,7 @@ static size_t pad_floats(const filt_t *m) { return (size_t)(SH + m->kh - 1) * m-
 
 static size_t buf_floats(const job_t *j, const filt_t *m) {
   const size_t group = m->weight ? (size_t)m->group_rows * j->s * m->f * m->c * TW : 0;
-  const size_t tmp = (size_t)m->ldp + VW;
+  const size_t tmp = m->weight ? 0 : (size_t)j->s * sep_vectors(j, m) * VW; /* strip_sep's rows */
   return group > tmp ? group : tmp;
 }
 
@@ -1186,7 +1259,7 @@ static void work_on(job_t *j) {
   }
   if (j->sep_color) { /* K rows of the vertical pass (see sep_color_t) */
     const filt_t *m = j->model.taps ? &j->model : &j->chroma;
-    const size_t rows = (size_t)j->planes * ((j->w + m->kw - 1 + VW - 1) / VW + 1) * VW;
+    const size_t rows = (size_t)j->planes * j->s * sep_vectors(j, m) * VW;
     if (rows > buf_n) buf_n = rows;
   }
   const int npads = j->color ? j->planes : 1;
@@ -1227,11 +1300,45 @@ static struct {
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
           PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0};
 
+/* A short busy-wait before sleeping on a condition variable: in a loop of calls (photos, video
+ * frames) the next job usually comes within it, and waking a sleeping thread costs tens of
+ * microseconds (an IPI on a VM). SPIN_NS bounds the CPU a thread burns when no job comes. */
+#define SPIN_NS 200000L
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Spin until *value differs from seen (returns 1) or SPIN_NS pass (returns 0). */
+static int spin_while_equal(const unsigned *value, unsigned seen) {
+  const long start = now_ns();
+  for (int i = 1;; i++) {
+    if (__atomic_load_n(value, __ATOMIC_ACQUIRE) != seen) return 1;
+    cpu_relax();
+    if (i % 64 == 0 && now_ns() - start > SPIN_NS) return 0;
+  }
+}
+
 static void *pool_thread(void *arg) {
   (void)arg;
   unsigned seen = 0;
   pthread_mutex_lock(&pool.mu);
   for (;;) {
+    if (pool.gen == seen) {
+      pthread_mutex_unlock(&pool.mu);
+      spin_while_equal(&pool.gen, seen);
+      pthread_mutex_lock(&pool.mu);
+    }
     while (pool.job == NULL || pool.gen == seen) pthread_cond_wait(&pool.wake, &pool.mu);
     seen = pool.gen;
     job_t *j = pool.job;
@@ -1272,7 +1379,7 @@ static void run_parallel(job_t *j, int nthreads) {
   j->slots = nthreads - 1;
   j->refs = 0;
   pool.job = j;
-  pool.gen++;
+  __atomic_store_n(&pool.gen, pool.gen + 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mu);
   work_on(j);
@@ -1319,7 +1426,8 @@ static int prepare_filter(const filter_in_t *fi, int s, int w, filt_t *m) {
   m->group_rows = 96 / (s * m->f * c);
   if (m->group_rows < 1) m->group_rows = 1;
   if (m->group_rows > s) m->group_rows = s;
-  m->ldp = ((w + TW - 1) / TW) * TW + kw - 1 + VW;
+  /* a multiple of VW: every row of the strip starts on a vector boundary (aligned loads) */
+  m->ldp = (((w + TW - 1) / TW) * TW + kw - 1 + VW + VW - 1) / VW * VW;
   m->taps = (int *)malloc(sizeof(int) * ntaps);
   if (!m->taps) return 2;
   for (int ky = 0; ky < kh; ky++)
@@ -1341,6 +1449,12 @@ static int prepare_filter(const filter_in_t *fi, int s, int w, filt_t *m) {
     for (int r = 0; m->taps4 && r < s; r++) {
       if (m->vlo[r] > kh - 4) m->vlo[r] = kh - 4;
       if (m->hlo[r] > kw - 4) m->hlo[r] = kw - 4;
+    }
+    for (int r = 0; m->taps4 && r < s; r++) {
+      const int shift = TAPS4_SHIFT(r, s);
+      if (m->vlo[r] != m->vlo[0] + shift || m->hlo[r] != m->hlo[0] + shift || m->vlo[0] + 5 > kh + 1 ||
+          m->hlo[0] + 5 > kw + 1)
+        m->taps4 = 0;
     }
     return 0;
   }
@@ -1445,6 +1559,12 @@ static void init_job(job_t *j, int n, int h, int w, int s, int border) {
     const int x3 = i / 3, k3 = i % 3, x4 = i / 4, k4 = i % 4;
     j->ileave3_b[i] = j->ileave3_h[i] = (uint8_t)(i < 3 * VW ? k3 * VW + x3 : i);
     j->ileave4_b[i] = j->ileave4_h[i] = (uint8_t)(k4 * VW + x4);
+    for (int K = 3; K <= 4; K++) {
+      const int x = i / K, k = i % K, in = i < K * VW;
+      j->packed_b[K - 3][i] = (uint8_t)(in ? (x / 4) * 16 + k * 4 + x % 4 : 0);
+      j->packed_w[K - 3][i / (2 * VW)][i % (2 * VW)] =
+          (uint16_t)(in ? (k / 2) * 2 * VW + (x / 4) * 8 + (k % 2) * 4 + x % 4 : 0);
+    }
   }
 }
 
