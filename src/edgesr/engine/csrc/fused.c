@@ -224,7 +224,8 @@ typedef struct {
   float coef[MAXP][MAXP], offset[MAXP], mat[MAXP][MAXP], ooff[MAXP], peak;
   const float *pre;
   int npre;
-  int sep_color;            /* every plane through one 4-tap separable filter: sep_color */
+  int sep_color;            /* every plane through one 4-tap separable filter, sep: sep_color */
+  const filt_t *sep;
   int strips;               /* strips per image */
   vi zip_lo, zip_hi;        /* shuffle masks interleaving two vectors */
   vi mix3a[3], mix3b[3];    /* two-step shuffle masks interleaving three vectors */
@@ -1131,13 +1132,17 @@ static void color_rows(const job_t *j, int img, int y0, int rows, scratch_t *sc)
 #undef BY_K
 }
 
-/* Every plane through the same 4-tap separable filter m (Bicubic ids: Y' and chroma alike), the
- * mix done in registers on each vector of HR pixels: no plane is written to memory. Same
- * vertical and horizontal passes as strip_sep, per plane; tmp holds K rows of nv vectors. */
+/* Bicubic ids: every plane through the same 4-tap separable filter j->sep (Y' and chroma alike),
+ * the mix done in registers on each vector of HR pixels: no plane is written to memory. Per LR
+ * row, the vertical passes of all row phases of every plane into tmp, then per row phase the
+ * horizontal ones and the mix on each vector. (Chroma filtered this way next to a one-layer
+ * model's Y' rows measured 1.05-1.2x slower than chroma planes mixed by color_rows, eSR-MAX_s2
+ * and s3 RGB; so only Bicubic ids take this pass.) */
 static inline __attribute__((always_inline)) void sep_color_t(const int s, const int otype,
                                                               const int K, const job_t *j,
-                                                              const filt_t *m, float *const *pad,
-                                                              float *tmp, int img, int y0, int rows) {
+                                                              float *const *pad, float *tmp, int img,
+                                                              int y0, int rows) {
+  const filt_t *m = j->sep;
   const int w = j->w, ow = w * s;
   const long ldp = m->ldp;
   const size_t esize = type_size(otype), stride = (size_t)sep_vectors(j, m) * VW;
@@ -1176,9 +1181,8 @@ static inline __attribute__((always_inline)) void sep_color_t(const int s, const
   }
 }
 
-static void sep_color(const job_t *j, const filt_t *m, float *const *pad, float *tmp, int img,
-                      int y0, int rows) {
-#define SC(sc, t, k) sep_color_t(sc, t, k, j, m, pad, tmp, img, y0, rows)
+static void sep_color(const job_t *j, float *const *pad, float *tmp, int img, int y0, int rows) {
+#define SC(sc, t, k) sep_color_t(sc, t, k, j, pad, tmp, img, y0, rows)
 #define BY_SCALE(t, k)                 \
   switch (j->s) {                      \
     case 2: SC(2, t, k); break;        \
@@ -1227,7 +1231,7 @@ static void run_strip(job_t *j, int img, int strip, scratch_t *sc) {
   }
   if (np) fill_strips(j, np, f, border, (const float (*)[MAXP])coef, offset, img, y0, pad, sc->dummy);
   if (j->sep_color) {
-    sep_color(j, f[0], pad, sc->buf, img, y0, rows);
+    sep_color(j, pad, sc->buf, img, y0, rows);
     return;
   }
   for (int i = 0; i < np; i++)
@@ -1257,9 +1261,8 @@ static void work_on(job_t *j) {
     if (pad_floats(filters[i]) > pad_n) pad_n = pad_floats(filters[i]);
     if (buf_floats(j, filters[i]) > buf_n) buf_n = buf_floats(j, filters[i]);
   }
-  if (j->sep_color) { /* K rows of the vertical pass (see sep_color_t) */
-    const filt_t *m = j->model.taps ? &j->model : &j->chroma;
-    const size_t rows = (size_t)j->planes * j->s * sep_vectors(j, m) * VW;
+  if (j->sep_color) { /* the vertical passes of every plane (see sep_color_t) */
+    const size_t rows = (size_t)j->planes * j->s * sep_vectors(j, j->sep) * VW;
     if (rows > buf_n) buf_n = rows;
   }
   const int npads = j->color ? j->planes : 1;
@@ -1271,7 +1274,8 @@ static void work_on(job_t *j) {
   for (int p = 0; p < npads; p++) ok = ok && (sc.pad[p] = alloc_floats(pad_n));
   if (j->color && !j->sep_color)
     for (int p = 0; p < j->planes; p++)
-      if (j->kind[p] != 2) ok = ok && (sc.plane[p] = alloc_floats((size_t)SH * j->s * j->w * j->s + VW));
+      if (j->kind[p] != 2)
+        ok = ok && (sc.plane[p] = alloc_floats((size_t)SH * j->s * j->w * j->s + VW));
   if (!ok) {
     __atomic_store_n(&j->failed, 1, __ATOMIC_SEQ_CST);
   } else {
@@ -1642,11 +1646,12 @@ static int same_sep(const filt_t *a, const filt_t *b, int s) {
 }
 
 /* Whether a colour job can run sep_color: 3 or 4 planes and outputs, none precomputed, and the
- * model (when used) the same 4-tap separable filter as the chroma bicubic (Bicubic ids). */
-static int fits_sep_color(const job_t *j, const int *uses) {
+ * model (when used) the same 4-tap separable filter as the chroma bicubic (Bicubic ids, fp32).
+ * Sets j->sep, the filter. */
+static int fits_sep_color(job_t *j, const int *uses) {
   if (uses[2] || j->outs != j->planes || (j->outs != 3 && j->outs != 4) || j->model.prec) return 0;
-  const filt_t *m = uses[0] ? &j->model : &j->chroma;
-  if (m->weight || !m->taps4) return 0;
+  j->sep = uses[0] ? &j->model : &j->chroma;
+  if (j->sep->weight || !j->sep->taps4) return 0;
   return !(uses[0] && uses[1]) || same_sep(&j->model, &j->chroma, j->s);
 }
 
