@@ -94,6 +94,35 @@ def test_bicubic_plan_is_separable_and_trimmed():
     assert plan.weight.shape == (4, 5, 5) and plan.vert.shape == (2, 5) and plan.horz.shape == (2, 5)
 
 
+def _separable_reference(x: np.ndarray, vert: np.ndarray, horz: np.ndarray, s: int, pad: tuple[int, int]) -> np.ndarray:
+    """out[y*s + r, x*s + q] = sum vert[r, a] horz[q, b] in[y + a - pad_top, x + b - pad_left], zeros outside."""
+    kh, kw = vert.shape[1], horz.shape[1]
+    weight = torch.from_numpy(np.einsum("ra,qb->rqab", vert, horz).reshape(s * s, 1, kh, kw))
+    padded = torch.nn.functional.pad(torch.from_numpy(x)[:, None], (pad[1], kw - 1 - pad[1], pad[0], kh - 1 - pad[0]))
+    return torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(padded, weight), s)[:, 0].numpy()
+
+
+@needs_kernel
+@pytest.mark.parametrize("s", [2, 3, 4])
+@pytest.mark.parametrize("layout", ["bicubic", "shifted", "dense"])
+def test_separable_filters_of_any_layout_match_the_reference(s, layout):
+    """The kernel's 4-tap path shares one 5-tap window across phases when the phases start where
+    bicubic's do (TAPS4_SHIFT); 4-tap phases that start elsewhere, and 5-tap ones, take the
+    general path: all three must give the same convolution."""
+    rng = np.random.default_rng(s)
+    vert, horz = rng.normal(size=(2, s, 5)).astype(np.float32)
+    if layout != "dense":  # 4 non-zero taps per phase, starting at 0 or 1
+        for f in (vert, horz):
+            for q in range(s):
+                start = int(q >= s // 2) if layout == "bicubic" else int(q < (s + 1) // 2)
+                f[q, [t for t in range(5) if not start <= t < start + 4]] = 0.0
+    x = rng.uniform(0, 1, (2, 13, 37)).astype(np.float32)
+    out = np.empty((2, 13 * s, 37 * s), np.float32)
+    native.plane(x, out, native.filter_struct(None, vert, horz, (5, 5), (2, 2), 1, 0), s, False, 2)
+    reference = _separable_reference(x, vert, horz, s, (2, 2))
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5 * float(np.abs(reference).max()))
+
+
 def test_separate_rejects_a_filter_that_is_not_an_outer_product():
     weight = np.random.default_rng(5).normal(size=(4, 3, 3)).astype(np.float32)
     assert separate(weight, 2) == (None, None)

@@ -847,11 +847,12 @@ static inline __attribute__((always_inline)) void horz4(const filt_t *m, const t
 }
 
 /* Separable filters (Bicubic): out[y*s + r][x*s + q] = sum_a sum_b vert[r][a] horz[q][b]
- * in[y + a][x + b]. Per LR row and row phase, a vertical pass over the whole row into tmp, then
- * s horizontal filters reading tmp at unaligned offsets: s*kh + s*s*kw multiply-adds per LR pixel
- * instead of s*s*kh*kw. (Tile-sized vertical passes reloaded at once stall store forwarding, and
- * shifting them in registers costs a permute per tap: both measured slower.) NT: the number of
- * taps per phase when fixed (4: bicubic; the loops unroll), else 0. */
+ * in[y + a][x + b]. Per LR row, the vertical passes of the row phases over the whole row into tmp
+ * (one row of tmp per phase), then per row phase s horizontal filters reading tmp at unaligned
+ * offsets: s*kh + s*s*kw multiply-adds per LR pixel instead of s*s*kh*kw. (Tile-sized vertical
+ * passes reloaded at once stall store forwarding, and shifting them in registers costs a permute
+ * per tap: both measured slower.) NT: 4 for 4-tap filters sharing a 5-tap window (taps4: bicubic;
+ * the loops unroll), else 0 (any taps, per phase). */
 static inline __attribute__((always_inline)) void strip_sep(const int NT, const int s,
                                                             const int otype, const job_t *j,
                                                             const filt_t *m, const omap_t *om,
