@@ -1470,10 +1470,11 @@ static int prepare_filter(const filter_in_t *fi, int s, int w, filt_t *m) {
       if (m->vlo[r] > kh - 4) m->vlo[r] = kh - 4;
       if (m->hlo[r] > kw - 4) m->hlo[r] = kw - 4;
     }
+    /* the shared window: phase r at vlo[0] + TAPS4_SHIFT, all 5 taps inside the filter */
     for (int r = 0; m->taps4 && r < s; r++) {
       const int shift = TAPS4_SHIFT(r, s);
-      if (m->vlo[r] != m->vlo[0] + shift || m->hlo[r] != m->hlo[0] + shift || m->vlo[0] + 5 > kh + 1 ||
-          m->hlo[0] + 5 > kw + 1)
+      if (m->vlo[r] != m->vlo[0] + shift || m->hlo[r] != m->hlo[0] + shift || m->vlo[0] + 5 > kh ||
+          m->hlo[0] + 5 > kw)
         m->taps4 = 0;
     }
     return 0;
