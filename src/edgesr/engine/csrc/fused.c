@@ -232,8 +232,7 @@ typedef struct {
   float coef[MAXP][MAXP], offset[MAXP], mat[MAXP][MAXP], ooff[MAXP], peak;
   const float *pre;
   int npre;
-  int sep_color;            /* every plane through one 4-tap separable filter, sep: sep_color */
-  const filt_t *sep;
+  int sep_color;            /* every plane through one 4-tap separable filter: sep_color */
   int strips;               /* strips per image */
   vi zip_lo, zip_hi;        /* shuffle masks interleaving two vectors */
   vi mix3a[3], mix3b[3];    /* two-step shuffle masks interleaving three vectors */
@@ -789,6 +788,10 @@ static inline __attribute__((always_inline)) void strip_model(const int mode, co
   }
 }
 
+/* The filter of a sep_color job (see fits_sep_color): the model's when it has one (Bicubic ids),
+ * else the chroma bicubic. */
+static inline const filt_t *sep_filter(const job_t *j) { return j->model.taps ? &j->model : &j->chroma; }
+
 /* Vectors of a separable filter's vertical pass per LR row: every lane the horizontal pass reads
  * is written. */
 static inline int sep_vectors(const job_t *j, const filt_t *m) { return (j->w + m->kw - 1 + VW - 1) / VW + 1; }
@@ -950,6 +953,29 @@ static const uint16_t ileave3_w[64] = {0, 16, 32, 1, 17, 33, 2, 18, 34, 3, 19, 3
 static const uint16_t ileave4_w[64] = {0, 16, 32, 48, 1, 17, 33, 49, 2, 18, 34, 50, 3, 19, 35, 51, 4, 20, 36, 52, 5, 21, 37, 53, 6, 22, 38, 54, 7, 23, 39, 55, 8, 24, 40, 56, 9, 25, 41, 57, 10, 26, 42, 58, 11, 27, 43, 59, 12, 28, 44, 60, 13, 29, 45, 61, 14, 30, 46, 62, 15, 31, 47, 63};
 #endif
 
+#if defined(__AVX512F__) && VW == 16
+/* Store K*VW interleaved pixels from zmm registers: bytes (v: 48 or 64) or halfwords (lo, hi:
+ * 64 + 32 or 64 + 64 bytes). 48 bytes go as 32 + 16: a masked 512-bit store measured slower on
+ * AMD. Shared by store_pixels and pack_store. */
+static inline __attribute__((always_inline)) void store_bytes_k(const int K, char *dst, __m512i v) {
+  if (K == 4) {
+    _mm512_storeu_si512(dst, v);
+  } else {
+    _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
+    _mm_storeu_si128((__m128i *)(dst + 32), _mm512_extracti32x4_epi32(v, 2));
+  }
+}
+
+static inline __attribute__((always_inline)) void store_halves_k(const int K, char *dst, __m512i lo,
+                                                                 __m512i hi) {
+  _mm512_storeu_si512(dst, lo);
+  if (K == 4)
+    _mm512_storeu_si512(dst + 64, hi);
+  else
+    _mm256_storeu_si256((__m256i *)(dst + 64), _mm512_castsi512_si256(hi));
+}
+#endif
+
 /* Interleave K channel vectors (lane k*VW + x) to pixel order (lane x*K + k) and store K*VW
  * integers: one permute instead of K*VW scalar stores. */
 static inline __attribute__((always_inline)) void store_pixels(const int otype, const int K,
@@ -962,13 +988,7 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
     v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[1]), 1);
     v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[2]), 2);
     if (K == 4) v = _mm512_inserti64x2(v, _mm512_cvtepi32_epi8((__m512i)ch[3]), 3);
-    v = _mm512_permutexvar_epi8((__m512i)(K == 3 ? j->ileave3_b : j->ileave4_b), v);
-    if (K == 4) {
-      _mm512_storeu_si512(dst, v);
-    } else { /* 48 bytes as 32 + 16: a masked 512-bit store measured slower on AMD */
-      _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
-      _mm_storeu_si128((__m128i *)(dst + 32), _mm512_extracti32x4_epi32(v, 2));
-    }
+    store_bytes_k(K, dst, _mm512_permutexvar_epi8((__m512i)(K == 3 ? j->ileave3_b : j->ileave4_b), v));
     return;
   }
 #endif
@@ -981,13 +1001,8 @@ static inline __attribute__((always_inline)) void store_pixels(const int otype, 
     __m512i c23 = _mm512_castsi256_si512(_mm512_cvtepi32_epi16((__m512i)ch[2]));
     if (K == 4) c23 = _mm512_inserti64x4(c23, _mm512_cvtepi32_epi16((__m512i)ch[3]), 1);
     const uint16_t *idx = K == 3 ? ileave3_w : ileave4_w;
-    __m512i lo = _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx), c23);
-    __m512i hi = _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx + 32), c23);
-    _mm512_storeu_si512(dst, lo);
-    if (K == 4)
-      _mm512_storeu_si512(dst + 64, hi);
-    else
-      _mm256_storeu_si256((__m256i *)(dst + 64), _mm512_castsi512_si256(hi));
+    store_halves_k(K, dst, _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx), c23),
+                   _mm512_permutex2var_epi16(c01, _mm512_loadu_si512(idx + 32), c23));
     return;
   }
 #endif
@@ -1033,24 +1048,13 @@ static inline __attribute__((always_inline)) void pack_store(const int otype, co
   const __m512i c3 = K == 4 ? (__m512i)vrint(o[3]) : c2;
   if (otype == T_U16) {
     const __m512i p01 = _mm512_packus_epi32(c0, c1), p23 = _mm512_packus_epi32(c2, c3);
-    const __m512i lo = _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][0]), p23);
-    const __m512i hi = _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][1]), p23);
-    _mm512_storeu_si512(dst, lo);
-    if (K == 4)
-      _mm512_storeu_si512(dst + 64, hi);
-    else
-      _mm256_storeu_si256((__m256i *)(dst + 64), _mm512_castsi512_si256(hi));
+    store_halves_k(K, dst, _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][0]), p23),
+                   _mm512_permutex2var_epi16(p01, _mm512_load_si512(j->packed_w[K - 3][1]), p23));
     return;
   }
   /* signed packs to int16 first: an unsigned pack of values >= 32768 would read as negative */
   const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(c0, c1), _mm512_packs_epi32(c2, c3));
-  const __m512i v = _mm512_permutexvar_epi8((__m512i)j->packed_b[K - 3], b);
-  if (K == 4) {
-    _mm512_storeu_si512(dst, v);
-  } else {
-    _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
-    _mm_storeu_si128((__m128i *)(dst + 32), _mm512_extracti32x4_epi32(v, 2));
-  }
+  store_bytes_k(K, dst, _mm512_permutexvar_epi8((__m512i)j->packed_b[K - 3], b));
 }
 #endif
 
@@ -1144,7 +1148,7 @@ static void color_rows(const job_t *j, int img, int y0, int rows, scratch_t *sc)
 #undef BY_K
 }
 
-/* Bicubic ids: every plane through the same 4-tap separable filter j->sep (Y' and chroma alike),
+/* Bicubic ids: every plane through the same 4-tap separable filter (sep_filter: Y' and chroma alike),
  * the mix done in registers on each vector of HR pixels: no plane is written to memory. Per LR
  * row, the vertical passes of all row phases of every plane into tmp, then per row phase the
  * horizontal ones and the mix on each vector. (Chroma filtered this way next to a one-layer
@@ -1154,17 +1158,17 @@ static inline __attribute__((always_inline)) void sep_color_t(const int s, const
                                                               const int K, const job_t *j,
                                                               float *const *pad, float *tmp, int img,
                                                               int y0, int rows) {
-  const filt_t *m = j->sep;
-  const int w = j->w, ow = w * s;
+  const filt_t *m = sep_filter(j);
+  const int w = j->w, ow = w * s, nv = sep_vectors(j, m);
   const long ldp = m->ldp;
-  const size_t esize = type_size(otype), stride = (size_t)sep_vectors(j, m) * VW;
+  const size_t esize = type_size(otype), stride = (size_t)nv * VW;
   mix_t c;
   mix_init(j, K, &c);
   taps4_t vt, ht;
   taps4_coefs(m->vert, m->kh, m->vlo, s, &vt), taps4_coefs(m->horz, m->kw, m->hlo, s, &ht);
   for (int y = 0; y < rows; y++) {
     for (int p = 0; p < K; p++)
-      vert_pass4(m, &vt, s, pad[p] + (size_t)y * ldp, sep_vectors(j, m), tmp + p * s * stride, stride);
+      vert_pass4(m, &vt, s, pad[p] + (size_t)y * ldp, nv, tmp + p * s * stride, stride);
     for (int r = 0; r < s; r++) {
       char *orow = (char *)j->out.ptr +
                    esize * ((size_t)img * j->out.plane + (size_t)((y0 + y) * s + r) * j->out.row);
@@ -1275,7 +1279,7 @@ static void work_on(job_t *j) {
     if (buf_floats(j, filters[i]) > buf_n) buf_n = buf_floats(j, filters[i]);
   }
   if (j->sep_color) { /* the vertical passes of every plane (see sep_color_t) */
-    const size_t rows = (size_t)j->planes * j->s * sep_vectors(j, j->sep) * VW;
+    const size_t rows = (size_t)j->planes * j->s * sep_vectors(j, sep_filter(j)) * VW;
     if (rows > buf_n) buf_n = rows;
   }
   const int npads = j->color ? j->planes : 1;
@@ -1663,12 +1667,11 @@ static int same_sep(const filt_t *a, const filt_t *b, int s) {
 }
 
 /* Whether a colour job can run sep_color: 3 or 4 planes and outputs, none precomputed, and the
- * model (when used) the same 4-tap separable filter as the chroma bicubic (Bicubic ids, fp32).
- * Sets j->sep, the filter. */
-static int fits_sep_color(job_t *j, const int *uses) {
+ * model (when used) the same 4-tap separable filter as the chroma bicubic (Bicubic ids, fp32). */
+static int fits_sep_color(const job_t *j, const int *uses) {
   if (uses[2] || j->outs != j->planes || (j->outs != 3 && j->outs != 4) || j->model.prec) return 0;
-  j->sep = uses[0] ? &j->model : &j->chroma;
-  if (j->sep->weight || !j->sep->taps4) return 0;
+  const filt_t *m = sep_filter(j);
+  if (m->weight || !m->taps4) return 0;
   return !(uses[0] && uses[1]) || same_sep(&j->model, &j->chroma, j->s);
 }
 
