@@ -473,6 +473,21 @@ def test_pre_scale_shrinks_the_hr_images(train_folder):
     assert half[1].hr.shape == (32, 18) and full[1].hr.shape == (64, 36)
 
 
+def test_several_pre_scales_give_one_pair_per_factor(train_folder):
+    full = load_pairs(str(train_folder), scale=2)
+    several = load_pairs(str(train_folder), scale=2, pre_scale=[1.0, 0.5])
+    assert len(several) == 2 * len(full)
+    assert [p.hr.shape for p in several[2:4]] == [full[1].hr.shape, (32, 18)]
+    assert several[2].name.endswith("@1") and several[3].name.endswith("@0.5")
+    assert np.array_equal(several[2].lr, full[1].lr)
+
+
+@pytest.mark.parametrize("bad", [[], [0.5, 0.0], -1.0])
+def test_pre_scales_must_be_positive_factors(train_folder, bad):
+    with pytest.raises(EdgesrError, match="pre_scale"):
+        load_pairs(str(train_folder), scale=2, pre_scale=bad)
+
+
 def test_patches_larger_than_every_image_are_refused(train_folder):
     with pytest.raises(EdgesrError, match="smaller than a 40x40 LR patch"):
         PatchSampler.from_datasets(str(train_folder), scale=2, patch_size=40)

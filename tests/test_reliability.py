@@ -422,6 +422,11 @@ def test_train_batch_size_zero_is_one_line(tmp_path):
                    "--batch-size (0)")
 
 
+def test_train_pre_scale_that_is_not_a_number_is_one_line(tmp_path):
+    one_line_error(runner.invoke(app, ["train", MODEL, "--pre-scale", "1,half", "-o", str(tmp_path / "r")]),
+                   "--pre-scale '1,half'")
+
+
 def test_markup_in_file_names_is_printed_as_written(tmp_path):
     (tmp_path / "[").mkdir()
     image(tmp_path / "[" / "x].png")

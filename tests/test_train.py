@@ -182,10 +182,12 @@ def test_cli_trains_with_the_recipe_of_the_family(image_sets, tmp_path):
 
     train_dir, val_dir = image_sets
     result = CliRunner().invoke(app, ["train", "eSR-CNN_s2_C2_D1_S3", "--data", str(train_dir), "--val",
-                                      str(val_dir), "--steps", "4", "--val-every", "4", "--out", str(tmp_path)])
+                                      str(val_dir), "--steps", "4", "--val-every", "4", "--pre-scale", "1,0.9",
+                                      "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "eSR-CNN_s2_C2_D1_S3.json").read_text())["config"]
     assert (config["batch_size"], config["patch_size"], config["lr"]) == (64, 32, 5e-4)  # eSR-CNN's recipe
+    assert config["pre_scale"] == [1.0, 0.9]
     assert config["amp"] is False and config["init"] == "bicubic"
     assert TrainConfig.from_dict({k: v for k, v in config.items() if k != "amp"}).amp is False
 

@@ -94,6 +94,17 @@ def check_device(device: str) -> str:
     raise EdgesrError(f"--device {device!r}: choose cpu, cuda, cuda:N or auto")
 
 
+def parse_factors(text: str | None) -> float | list[float] | None:
+    """``--pre-scale``: one factor or a comma-separated list; a word is a one-line error."""
+    if text is None:
+        return None
+    try:
+        factors = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise EdgesrError(f"--pre-scale {text!r}: give factors like 0.5 or 1,0.9,0.8,0.7,0.6") from None
+    return factors[0] if len(factors) == 1 else factors
+
+
 def check_finite_table(table: dict[str, dict[str, float]]) -> None:
     """Never report a NaN or infinite score as a result."""
     for model_id, row in table.items():
@@ -608,7 +619,7 @@ def train_command(
     init: str = typer.Option("auto", "--init", help="Starting weights: auto, paper or bicubic (ESPCN, eSR-CNN)."),
     loss: str = typer.Option("l2", "--loss", help="l2 or l1."),
     whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train every convolution in whitened coordinates of its input."),
-    pre_scale: Optional[float] = typer.Option(None, "--pre-scale", help="Shrink training images first (e.g. 0.75 for JPEG sources)."),
+    pre_scale: Optional[str] = typer.Option(None, "--pre-scale", help="Resize training images first: one factor (e.g. 0.5 for JPEG sources) or several, comma-separated, each a copy of the data (e.g. 1,0.9,0.8,0.7,0.6)."),
     seed: int = typer.Option(0, "--seed"),
     val_every: int = typer.Option(1000, "--val-every", help="Steps between validations and checkpoints."),
     out: Path = typer.Option(Path("."), "--out", "-o", help="Output folder for ID.safetensors, ID.json and the checkpoint."),
@@ -625,7 +636,7 @@ def train_command(
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     config = TrainConfig.from_recipe(model, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
                                      data=split(data), val=split(val), loss=loss, whiten=whiten, init=init,
-                                     pre_scale=pre_scale, seed=seed, val_every=val_every,
+                                     pre_scale=parse_factors(pre_scale), seed=seed, val_every=val_every,
                                      device=check_device(device), amp=amp, threads=threads)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3g}  val {task.fields[val]}"), TimeRemainingColumn())

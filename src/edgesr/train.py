@@ -98,7 +98,8 @@ class TrainConfig:
         init: starting weights: "paper" (the model's own: Xavier, plus a centre tap for
             eSR-MAX/TM/TR), "bicubic" (`edgesr.warm_start`, ESPCN and eSR-CNN only) or "auto"
             (bicubic where supported, else paper).
-        pre_scale: shrink training images first (e.g. 0.75 against JPEG artefacts).
+        pre_scale: resize training images first: one factor (e.g. 0.5 against JPEG artefacts) or
+            several, each a copy of the data (multi-scale augmentation, `edgesr.data.patches.pre_scales`).
         degrade: LR degradation of the training pairs: "matlab" (`edgesr.resize.imresize`, what the
             shipped weights were trained with) or "torch" (antialiased bicubic). Evaluation and
             validation default to "torch" (`edgesr.evaluate.DEFAULT_RESIZE`, the protocol that
@@ -126,7 +127,7 @@ class TrainConfig:
     whiten: bool = True
     sampling: str = "auto"
     init: str = "auto"
-    pre_scale: float | None = None
+    pre_scale: float | list[float] | None = None
     degrade: str = "matlab"
     seed: int = 0
     val_every: int = 1000
@@ -149,6 +150,11 @@ class TrainConfig:
             raise EdgesrError(f"{self.model_id}: the bicubic start supports {', '.join(BICUBIC_START)} only")
         if self.init == "auto":  # record the effective value, like batch_size
             self.init = "bicubic" if family.bicubic_start else "paper"
+        if self.pre_scale is not None and not isinstance(self.pre_scale, (int, float)):
+            factors = [float(f) for f in self.pre_scale]  # a list, as JSON gives it back on resume
+            self.pre_scale = factors[0] if len(factors) == 1 else factors
+        from edgesr.data.patches import pre_scales
+        pre_scales(self.pre_scale)  # validates
         if self.batch_size is None:  # record the effective value, so equal runs compare equal
             self.batch_size = 8192 if self.pixel_sampling else 32
         if self.steps < 1 or self.val_every < 1 or self.lr <= 0:

@@ -50,15 +50,28 @@ from edgesr.resize import downscale, imresize
 DataSpec = str | os.PathLike | Sequence[str | os.PathLike]
 
 
+PreScale = float | Sequence[float] | None
+
+
+def pre_scales(pre_scale: PreScale) -> list[float | None]:
+    """The factors a ``pre_scale`` setting stands for: one factor (or None: the image as it is), or
+    several, each giving its own copy of every image (multi-scale augmentation, as FSRCNN trained
+    on T91 at 1.0, 0.9, 0.8, 0.7 and 0.6)."""
+    factors = [pre_scale] if pre_scale is None or isinstance(pre_scale, (int, float)) else list(pre_scale)
+    if not factors:
+        raise EdgesrError("pre_scale: give at least one factor")
+    for factor in factors:
+        if factor is not None and factor <= 0:
+            raise EdgesrError(f"pre_scale must be positive, got {factor}")
+    return [None if factor is None or factor == 1.0 else float(factor) for factor in factors]
+
+
 def load_luma(path: str | os.PathLike, pre_scale: float | None = None) -> np.ndarray:
     """Studio-range luma (H, W) float64 of an image file (RGB(A) 8/16-bit or gray), optionally
     resized by ``pre_scale`` with MATLAB bicubic (antialiased when shrinking)."""
+    (factor,) = pre_scales(pre_scale)
     luma = rgb_to_luma(read_pixels(path))
-    if pre_scale is not None and pre_scale != 1.0:
-        if pre_scale <= 0:
-            raise EdgesrError(f"pre_scale must be positive, got {pre_scale}")
-        luma = imresize(luma, pre_scale)
-    return luma
+    return luma if factor is None else imresize(luma, factor)
 
 
 @dataclass(frozen=True)
@@ -71,29 +84,33 @@ class LumaPair:
     lr: np.ndarray
 
 
-def load_pairs(data: DataSpec, scale: int, pre_scale: float | None = None,
+def load_pairs(data: DataSpec, scale: int, pre_scale: PreScale = None,
                degrade: str = "matlab", skipped: list[str] | None = None) -> list[LumaPair]:
     """Read every image of the given datasets (names or folders) into aligned LR/HR luma pairs.
 
-    ``degrade`` is passed to `edgesr.resize.downscale` ("matlab" = evaluation's default). A file
-    that cannot be read is left out and its one-line reason appended to ``skipped``.
+    ``pre_scale`` is one factor or several (`pre_scales`): with several, every image is read once
+    and gives one pair per factor, named ``folder/file@factor``. ``degrade`` is passed to
+    `edgesr.resize.downscale` ("matlab" = evaluation's default). A file that cannot be read is
+    left out and its one-line reason appended to ``skipped``.
     """
     if scale < 1:
         raise EdgesrError(f"scale must be a positive integer, got {scale}")
-    if pre_scale is not None and pre_scale <= 0:
-        raise EdgesrError(f"pre_scale must be positive, got {pre_scale}")
+    factors = pre_scales(pre_scale)
     folders = [resolve_dataset(item) for item in _as_list(data)]
     pairs: list[LumaPair] = []
     skipped = [] if skipped is None else skipped
     for folder in folders:
         for path in list_images(folder):
             with per_file(path, skipped):
-                luma = mod_crop(load_luma(path, pre_scale), scale)
-                if min(luma.shape) < scale:
-                    continue
-                low = downscale(luma, scale, method=degrade)
-                pairs.append(LumaPair(f"{folder.name}/{path.name}", luma_to_model(luma).astype(np.float32),
-                                      luma_to_model(np.asarray(low)).astype(np.float32)))
+                original = rgb_to_luma(read_pixels(path))
+                for factor in factors:
+                    luma = mod_crop(original if factor is None else imresize(original, factor), scale)
+                    if min(luma.shape) < scale:
+                        continue
+                    low = downscale(luma, scale, method=degrade)
+                    name = f"{folder.name}/{path.name}" + (f"@{factor or 1:g}" if len(factors) > 1 else "")
+                    pairs.append(LumaPair(name, luma_to_model(luma).astype(np.float32),
+                                          luma_to_model(np.asarray(low)).astype(np.float32)))
     if not pairs:
         raise EdgesrError(f"{', '.join(map(str, folders))}: no usable training images")
     return pairs
@@ -169,7 +186,7 @@ class PatchSampler:
 
     @classmethod
     def from_datasets(cls, data: DataSpec, scale: int, patch_size: int = 24, batch_size: int = 32,
-                      seed: int = 0, pre_scale: float | None = None, augment: bool = True,
+                      seed: int = 0, pre_scale: PreScale = None, augment: bool = True,
                       degrade: str = "matlab") -> PatchSampler:
         """Load dataset names/folders with `load_pairs`, then sample from them."""
         return cls(load_pairs(data, scale, pre_scale, degrade), scale, patch_size, batch_size, seed, augment)
