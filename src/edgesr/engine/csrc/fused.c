@@ -323,12 +323,15 @@ static int group_taps(int prec) { return prec == P_BF16 ? 2 : (prec == P_INT8 ? 
 static int packed_size(int prec) { return prec == P_FP16 ? 2 : 4; }
 
 /* Positions of a packed strip row that the conv reads (from column 0). */
-static int packed_width(const job_t *j, const filt_t *m) {
+static inline int packed_width(const job_t *j, const filt_t *m) {
   return ((j->w + TW - 1) / TW) * TW + m->kw - 1;
 }
 
 /* Packs rows 0..nrows-1 of the float strip in place (each row keeps its start, ldp floats apart). */
 static void pack_strip(const job_t *j, const filt_t *m, float *pad, int nrows) {
+#if !(defined(HAVE_BF16) || defined(HAVE_INT8) || defined(HAVE_FP16))
+  (void)j, (void)m, (void)pad, (void)nrows; /* float-only build: nothing is ever packed */
+#else
   const float g0 = m->g0, inv = 1.0f / m->gs;
   const int n = packed_width(j, m);
   for (int y = 0; y < nrows; y++) {
@@ -363,6 +366,7 @@ static void pack_strip(const job_t *j, const filt_t *m, float *pad, int nrows) {
     }
 #endif
   }
+#endif
 }
 
 #if defined(HAVE_BF16) || defined(HAVE_INT8) || defined(HAVE_FP16)
