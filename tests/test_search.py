@@ -199,7 +199,7 @@ def test_a_store_grows_by_new_kinds_of_model_only():
     assert not only_new_kinds(with_known_recipes(other_seed, known), known)
     # a store holding an id of the "new" kind trained it under a recipe it never recorded
     assert only_new_kinds(grown, known, held=["eSR-TM_s2_K3_C1", "Bicubic_s2"])
-    assert not only_new_kinds(grown, known, held=["eSR-TM_s2_K3_C1", "ESPCN_s2_D4_S6"])
+    assert not only_new_kinds(grown, known, held=["eSR-TM_s2_K3_C1", "FSRCNN_s2_D56_S12_M4"])
 
 
 def test_a_second_search_on_the_same_store_is_refused(tmp_path, data, weights_folder):

@@ -47,18 +47,22 @@ from edgesr.weights import save_weights
 CHECKPOINT_VERSION = 2
 
 #: The measured recipe per kind of model (benchmarks/train_recipe.md); `TrainConfig` keywords.
-#: eSR-CNN takes more and larger patches than the other deep models: 64 of 32x32 beat 32 of
-#: 24x24 by 0.07 dB at equal steps, and it still gained at 30000 steps.
+#: eSR-CNN and ESPCN take more and larger patches than FSRCNN: 64 of 32x32 beat 32 of 24x24 by
+#: 0.07 dB at equal steps (eSR-CNN_s2_C4_D3_S9; ESPCN_s4_D40_S32 on T91: +0.07 at 3000 steps), and
+#: eSR-CNN still gained at 30000 steps. A 4x higher peak lr looked better in 3000-step probes of
+#: ESPCN but collapsed ESPCN_s3_D22_S32 and ESPCN_s4_D40_S32 within 5000 steps of 30000.
+#: FSRCNN keeps the first deep recipe.
 RECIPES = {
     "one_layer": {"steps": 10000, "batch_size": 8192, "lr": 3e-3},
     "deep": {"steps": 20000, "batch_size": 32, "patch_size": 24, "lr": 5e-4},
+    "espcn": {"steps": 30000, "batch_size": 64, "patch_size": 32, "lr": 5e-4},
     "esr_cnn": {"steps": 30000, "batch_size": 64, "patch_size": 32, "lr": 5e-4},
 }
 
 
 def recipe_kind(model_id: str) -> str:
     """The `RECIPES` key of an id (its family's `Family.recipe`): "one_layer" for eSR-MAX/TM/TR,
-    "esr_cnn" for eSR-CNN and "deep" for ESPCN and FSRCNN."""
+    "espcn" for ESPCN, "esr_cnn" for eSR-CNN and "deep" for FSRCNN."""
     kind = family_of(model_id).recipe
     if kind is None:
         raise EdgesrError(f"{model_id} has no trainable weights (a fixed kernel)")

@@ -80,7 +80,7 @@ ESPCN_FAMILY = Family(
     macs_per_pixel=lambda spec: ((25 * spec.D if spec.D > 0 else 0) + 9 * max(spec.D, 1) * spec.S
                                  + 9 * spec.S * spec.scale**2),
     floats_per_pixel=lambda spec: 2 + 2 * max(spec.D, spec.S) + 4 * spec.scale**2,
-    recipe="deep", style=("D", "#ff7f0e"), bicubic_start=True,
+    recipe="espcn", style=("D", "#ff7f0e"), bicubic_start=True,
 )
 FSRCNN_FAMILY = Family(
     "FSRCNN", FSRCNN,
