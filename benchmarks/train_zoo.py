@@ -37,7 +37,7 @@ from edgesr.weights import SHIPPED_DIR
 ZOO = [template.format(s=s) for s in (2, 3, 4) for template in (
     "eSR-MAX_s{s}_K3_C2", "eSR-MAX_s{s}_K7_C8", "eSR-TM_s{s}_K7_C16", "eSR-TR_s{s}_K7_C16",
     "ESPCN_s{s}_D4_S6")] + ["eSR-CNN_s2_C8_D7_S9", "eSR-CNN_s3_C8_D9_S9", "eSR-CNN_s4_C8_D9_S12",
-                            "ESPCN_s4_D40_S32"]  # the top of the x4 map (README, Shipped weights)
+                            "ESPCN_s3_D28_S32", "ESPCN_s4_D40_S32"]  # the top of the x3/x4 maps (README)
 #: Settings beyond the recipe that depend on the training data (Sun80: JPEG photos). eSR-CNN
 #: gains from shrinking them first (benchmarks/train_recipe.md); the one-layer models and ESPCN
 #: were trained on them as they are.
