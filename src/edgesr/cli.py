@@ -94,15 +94,15 @@ def check_device(device: str) -> str:
     raise EdgesrError(f"--device {device!r}: choose cpu, cuda, cuda:N or auto")
 
 
-def parse_factors(text: str | None) -> float | list[float] | None:
-    """``--pre-scale``: one factor or a comma-separated list; a word is a one-line error."""
+def parse_factors(text: str | None) -> list[float] | None:
+    """``--pre-scale``: one factor or a comma-separated list (`TrainConfig` records one as a float);
+    a word is a one-line error."""
     if text is None:
         return None
     try:
-        factors = [float(item) for item in text.split(",") if item.strip()]
+        return [float(item) for item in text.split(",") if item.strip()]
     except ValueError:
         raise EdgesrError(f"--pre-scale {text!r}: give factors like 0.5 or 1,0.9,0.8,0.7,0.6") from None
-    return factors[0] if len(factors) == 1 else factors
 
 
 def check_finite_table(table: dict[str, dict[str, float]]) -> None:

@@ -102,7 +102,7 @@ def load_pairs(data: DataSpec, scale: int, pre_scale: PreScale = None,
     for folder in folders:
         for path in list_images(folder):
             with per_file(path, skipped):
-                original = rgb_to_luma(read_pixels(path))
+                original = load_luma(path)
                 for factor in factors:
                     luma = mod_crop(original if factor is None else imresize(original, factor), scale)
                     if min(luma.shape) < scale:
