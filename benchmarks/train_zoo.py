@@ -8,7 +8,9 @@ and an interrupted training resumes from its checkpoint in --runs.
 
 A run trained elsewhere (say `edgesr train` on a GPU machine) is shipped with --adopt RUN_DIR...:
 its <id>.safetensors and <id>.json sidecar are measured here the same way and recorded with the
-config they were trained with.
+config they were trained with. A run that started from an earlier run's weights (`edgesr train
+--init FILE`: a second cycle) is shipped only if that chain begins from scratch with edgesr; the
+manifest lists the earlier cycles.
 
 For every model: train from scratch (the recipe's start: Xavier + centre tap, or the data-free
 bicubic start for ESPCN and eSR-CNN; never from official weights),
@@ -30,7 +32,7 @@ from pathlib import Path
 from edgesr.atomic import write_text_atomic
 from edgesr.evaluate import evaluate
 from edgesr.models import ModelSpec, create_model
-from edgesr.train import TrainConfig, recipe_for, train
+from edgesr.train import INIT_KINDS, TrainConfig, recipe_for, train
 from edgesr.weights import SHIPPED_DIR
 
 #: The zoo, per scale: best one-layer models, the smallest that beat bicubic, an eSR-CNN, an ESPCN.
@@ -59,6 +61,22 @@ def same_recipe(recorded: dict, config: TrainConfig) -> bool:
     return essential(asdict(TrainConfig.from_dict(recorded))) == essential(asdict(config))
 
 
+def lineage(record: dict) -> list[dict]:
+    """The earlier cycles a run started from (`TrainConfig.init` a weight file), newest first,
+    each as the record saved in that file. Refuses a chain that does not begin from scratch with
+    edgesr (a foreign or official file, whose record is missing): shipped weights never do."""
+    chain, source = [], record.get("init_source")
+    while source is not None:
+        if source.get("record") is None:
+            raise SystemExit(f"{record['id']}: started from {source['file']}, which edgesr did not train;"
+                             " shipped weights start from scratch")
+        chain.append({**source["record"], "sha256": source["sha256"]})
+        source = source["record"].get("init_source")
+    if chain and chain[-1]["config"]["init"] not in INIT_KINDS:
+        raise SystemExit(f"{record['id']}: cannot trace its start past {chain[-1]['sha256'][:12]}")
+    return chain
+
+
 def measure(model_id: str, weights: Path, record: dict, sets: list[str], reference: str | None) -> dict:
     """The manifest entry of trained weights: metrics here and, given, the official ones."""
     ours = evaluate([create_model(model_id, weights=weights)], sets).table[model_id]
@@ -71,6 +89,10 @@ def measure(model_id: str, weights: Path, record: dict, sets: list[str], referen
         "device": record.get("device", record["config"]["device"]),  # sidecars before "device"
         "metrics": {k: round(v, 5) for k, v in ours.items() if k.startswith(("psnr_", "ssim_"))},
     }
+    chain = lineage(record)
+    if chain:  # earlier cycles: their steps, seconds (when recorded) and configs
+        entry["earlier_cycles"] = [{"sha256": c["sha256"], "steps": c["step"], "recipe": c["config"],
+                                    "train_seconds": c.get("train_seconds")} for c in chain]
     line = f"{model_id}: trained in {record['train_seconds']:.0f} s; ours " + " ".join(
         f"{k} {v:.4f}" for k, v in entry["metrics"].items())
     if reference and (Path(reference) / f"{model_id}.model").exists():

@@ -36,6 +36,42 @@ def test_shipped_file_matches_its_manifest_entry(model_id):
     assert entry["recipe"]["model_id"] == model_id
 
 
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_weights_were_trained_from_scratch(model_id):
+    """Never from the official files: the first cycle of every shipped model starts from a built-in start."""
+    from edgesr.train import INIT_KINDS
+
+    entry = MANIFEST["models"][model_id]
+    first = entry["earlier_cycles"][-1]["recipe"] if "earlier_cycles" in entry else entry["recipe"]
+    assert first.get("init", "paper") in INIT_KINDS
+
+
+def _train_zoo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_zoo", Path(__file__).parents[1] / "benchmarks" / "train_zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_adoption_follows_a_chain_of_cycles_back_to_scratch_and_refuses_foreign_starts():
+    lineage = _train_zoo().lineage
+    scratch = {"config": {"init": "bicubic"}, "step": 30000, "val": {}}
+    second = {"config": {"init": "runs/a/X.safetensors"}, "step": 15000, "val": {},
+              "init_source": {"file": "X.safetensors", "sha256": "a" * 64, "record": scratch}}
+    record = {"id": "X", "init_source": {"file": "X.safetensors", "sha256": "b" * 64, "record": second}}
+    assert [c["step"] for c in lineage(record)] == [15000, 30000]
+    assert lineage({"id": "X", "init_source": None}) == []
+    official = {"id": "X", "init_source": {"file": "X.model", "sha256": "c" * 64, "record": None}}
+    with pytest.raises(SystemExit, match="X.model, which edgesr did not train"):
+        lineage(official)
+    untraced = {"id": "X", "init_source": {"file": "X.safetensors", "sha256": "d" * 64,
+                                           "record": {"config": {"init": "old.safetensors"}, "step": 5}}}
+    with pytest.raises(SystemExit, match="cannot trace its start"):
+        lineage(untraced)
+
+
 def test_ids_without_shipped_weights_say_what_ships():
     with pytest.raises(EdgesrError, match="no shipped weights for eSR-TM_s2_K3_C1; shipped: "):
         create_model("eSR-TM_s2_K3_C1", pretrained=True)

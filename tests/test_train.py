@@ -147,6 +147,37 @@ def test_deep_model_resumes_with_every_layer_whitened(image_sets, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_can_start_from_weights_and_keeps_their_lineage(image_sets, tmp_path):
+    train_dir, val_dir = image_sets
+    first = train(TrainConfig("ESPCN_s2_D4_S6", data=[str(train_dir)], val=[str(val_dir)], steps=6,
+                              batch_size=4, patch_size=12, val_every=6, threads=1), out=tmp_path / "first")
+    again = TrainConfig("ESPCN_s2_D4_S6", data=[str(train_dir)], val=[str(val_dir)], steps=1, lr=1e-9,
+                        batch_size=4, patch_size=12, val_every=1, threads=1, init=str(first.weights))
+    second = train(again, out=tmp_path / "second")
+    a = create_model("ESPCN_s2_D4_S6", weights=first.weights).state_dict()
+    b = create_model("ESPCN_s2_D4_S6", weights=second.weights).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=2e-5) for k in a)  # started there (lr ~0: stayed)
+    source = second.record["init_source"]
+    assert source["file"] == "ESPCN_s2_D4_S6.safetensors" and len(source["sha256"]) == 64
+    assert source["record"]["step"] == 6 and source["record"]["init_source"] is None  # from scratch
+    assert json.loads((tmp_path / "second" / "ESPCN_s2_D4_S6.json").read_text())["init_source"] == source
+
+
+def test_a_bad_start_or_validation_set_fails_before_training(image_sets, tmp_path):
+    train_dir, val_dir = image_sets
+    common = dict(data=[str(train_dir)], steps=2, batch_size=4, patch_size=12, threads=1)
+    with pytest.raises(EdgesrError, match="missing.safetensors: --init takes"):
+        train(TrainConfig("ESPCN_s2_D4_S6", val=[str(val_dir)], init=str(tmp_path / "missing.safetensors"),
+                          **common), out=tmp_path / "a")
+    first = train(TrainConfig("ESPCN_s2_D4_S6", val=[str(val_dir)], **common), out=tmp_path / "b")
+    with pytest.raises(EdgesrError, match="holds weights for ESPCN_s2_D4_S6, not ESPCN_s3_D4_S6"):
+        train(TrainConfig("ESPCN_s3_D4_S6", val=[str(val_dir)], init=str(first.weights), **common),
+              out=tmp_path / "c")
+    with pytest.raises(EdgesrError, match="no_such_set"):
+        train(TrainConfig("ESPCN_s2_D4_S6", val=["no_such_set"], **common), out=tmp_path / "d")
+    assert not any((tmp_path / name).exists() for name in "acd")  # nothing half-made
+
+
 def test_existing_run_is_not_overwritten_without_resume(image_sets, tmp_path):
     train_dir, val_dir = image_sets
     config = TrainConfig("eSR-MAX_s2_K3_C1", data=[str(train_dir)], val=[str(val_dir)], steps=2,

@@ -616,7 +616,7 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pixels (one-layer models, default 8192) or patches (default 64 eSR-CNN and ESPCN, 32 FSRCNN) per step."),
     patch_size: Optional[int] = typer.Option(None, "--patch-size", help="LR patch side for patch-trained families (default 32 eSR-CNN and ESPCN, 24 FSRCNN)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate, cosine decay (default: the recipe's)."),
-    init: str = typer.Option("auto", "--init", help="Starting weights: auto, paper or bicubic (ESPCN, eSR-CNN)."),
+    init: str = typer.Option("auto", "--init", help="Starting weights: auto, paper, bicubic (ESPCN, eSR-CNN) or a weight file of the same id (fine-tuning, a second cycle)."),
     loss: str = typer.Option("l2", "--loss", help="l2 or l1."),
     whiten: bool = typer.Option(True, "--whiten/--no-whiten", help="Train every convolution in whitened coordinates of its input."),
     pre_scale: Optional[str] = typer.Option(None, "--pre-scale", help="Resize training images first: one factor (e.g. 0.5 for JPEG sources) or several, comma-separated, each a copy of the data (e.g. 1,0.9,0.8,0.7,0.6)."),

@@ -42,9 +42,11 @@ from edgesr.models import ModelSpec, create_model, family_of
 from edgesr.progress import Progress, Reporter
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
-from edgesr.weights import save_weights
+from edgesr.weights import load_weights_into, read_state_dict, save_weights
 
 CHECKPOINT_VERSION = 2
+#: The starting points `TrainConfig.init` names; anything else is a weight file.
+INIT_KINDS = ("auto", "paper", "bicubic")
 
 #: The measured recipe per kind of model (benchmarks/train_recipe.md); `TrainConfig` keywords.
 #: eSR-CNN and ESPCN take more and larger patches than FSRCNN: 64 of 32x32 beat 32 of 24x24 by
@@ -100,8 +102,10 @@ class TrainConfig:
         whiten: train every convolution in whitened coordinates of its input (module docstring).
         sampling: "auto" (pixels for one-layer models, patches otherwise), "pixels" or "patches".
         init: starting weights: "paper" (the model's own: Xavier, plus a centre tap for
-            eSR-MAX/TM/TR), "bicubic" (`edgesr.warm_start`, ESPCN and eSR-CNN only) or "auto"
-            (bicubic where supported, else paper).
+            eSR-MAX/TM/TR), "bicubic" (`edgesr.warm_start`, ESPCN and eSR-CNN only), "auto"
+            (bicubic where supported, else paper) or the path of a weight file of the same id:
+            fine-tuning on other data, or a second cosine cycle of a finished run. The record keeps
+            that file's sha256 and, for edgesr's own files, its training record (`init_source`).
         pre_scale: resize training images first: one factor (e.g. 0.5 against JPEG artefacts) or
             several, each a copy of the data (multi-scale augmentation, `edgesr.data.patches.pre_scales`).
         degrade: LR degradation of the training pairs: "matlab" (`edgesr.resize.imresize`, what the
@@ -148,8 +152,7 @@ class TrainConfig:
         if self.sampling == "pixels" and not self._family_is_one_layer():
             raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
         family = family_of(self.model_id)
-        if self.init not in ("auto", "paper", "bicubic"):
-            raise EdgesrError(f"init must be auto, paper or bicubic, got {self.init!r}")
+        self.init = str(self.init)  # a path (checked when a run starts: a resumed one no longer needs it)
         if self.init == "bicubic" and not family.bicubic_start:
             raise EdgesrError(f"{self.model_id}: the bicubic start supports {', '.join(BICUBIC_START)} only")
         if self.init == "auto":  # record the effective value, like batch_size
@@ -332,6 +335,14 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
             raise EdgesrError(f"{paths['checkpoint']}: config differs from the checkpoint's ({', '.join(changed)})")
 
     started = time.perf_counter()
+    from edgesr.data.datasets import resolve_dataset
+    for name in config.val:  # now, not at the first validation val_every steps into the run
+        resolve_dataset(name)
+    start_weights = None
+    if checkpoint is None and config.init not in INIT_KINDS:  # before the data: a wrong file fails fast
+        if not Path(config.init).is_file():
+            raise EdgesrError(f"{config.init}: --init takes auto, paper, bicubic or an existing weight file")
+        start_weights = load_weights_into(create_model(spec), config.init).state_dict()
     skipped: list[str] = []
     pairs = load_pairs(config.data, spec.scale, config.pre_scale, config.degrade, skipped)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run whose data is missing leaves no folder
@@ -339,6 +350,8 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     model = create_model(spec).train()
     if config.init == "bicubic":
         bicubic_start(model, seed=config.seed)
+    elif start_weights is not None:
+        model.load_state_dict(start_weights)
     conv = first_conv(model)
     pixels = NeighbourhoodSampler(pairs, spec.scale, conv.kernel_size[0], config.batch_size, config.seed)
     patches = None if config.pixel_sampling else PatchSampler(pairs, spec.scale, config.patch_size,
@@ -369,13 +382,15 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)  # fp16 gradients underflow unscaled
-    state = {"step": 0, "history": [], "best_psnr": -math.inf, "seconds": 0.0}
+    state = {"step": 0, "history": [], "best_psnr": -math.inf, "seconds": 0.0,
+             "init_source": init_source(config.init) if start_weights is not None else None}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimiser.load_state_dict(checkpoint["optimiser"])
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
-        state = {k: checkpoint[k] for k in state}
+        state = {**{k: checkpoint[k] for k in state if k != "init_source"},
+                 "init_source": checkpoint.get("init_source")}
     # A resumed run that already validated keeps its last scores (it may have nothing left to do).
     last_val: dict[str, float] = _last_scores(state["history"])
     fp32 = _NoTF32Convolutions(device, enabled=not amp)
@@ -505,7 +520,8 @@ def _plain_copy(model: nn.Module) -> nn.Module:
 
 
 def _save_plain(model: nn.Module, path: Path, config: TrainConfig, state: dict, metrics: dict) -> None:
-    record = {"config": asdict(config), "step": state["step"], "val": metrics}
+    record = {"config": asdict(config), "step": state["step"], "val": metrics,
+              "train_seconds": round(state["seconds"], 1), "init_source": state["init_source"]}
     save_weights(_plain_copy(model), path, record=record)
 
 
@@ -539,4 +555,19 @@ def _record(config: TrainConfig, state: dict, metrics: dict, pairs: list, data_s
         "versions": {"edgesr": edgesr.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "machine": platform.machine(),
+        "init_source": state["init_source"],
     }
+
+
+def init_source(init: str) -> dict | None:
+    """Where a run started from a weight file: its name, sha256 and, when edgesr trained it, the
+    record it was saved with (so a chain of cycles stays traceable to a from-scratch start);
+    None for the built-in starts."""
+    if init in INIT_KINDS:
+        return None
+    import hashlib
+
+    path = Path(init)
+    _, metadata = read_state_dict(path)
+    record = json.loads(metadata["record"]) if metadata.get("format") == "edgesr" and "record" in metadata else None
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "record": record}
