@@ -40,6 +40,8 @@ ZOO = [template.format(s=s) for s in (2, 3, 4) for template in (
     "eSR-MAX_s{s}_K3_C2", "eSR-MAX_s{s}_K7_C8", "eSR-TM_s{s}_K7_C16", "eSR-TR_s{s}_K7_C16",
     "ESPCN_s{s}_D4_S6")] + ["eSR-CNN_s2_C8_D7_S9", "eSR-CNN_s3_C8_D9_S9", "eSR-CNN_s4_C8_D9_S12",
                             "ESPCN_s3_D28_S32", "ESPCN_s4_D40_S32"]  # the top of the x3/x4 maps (README)
+#: ESPCN_s2_D34_S32, the top of the x2 map, ships from three cycles of `edgesr train --init`
+#: (README, "The top of the x2, x3 and x4 maps") adopted with --adopt; one cycle falls short.
 #: Settings beyond the recipe that depend on the training data (Sun80: JPEG photos). eSR-CNN
 #: gains from shrinking them first (benchmarks/train_recipe.md); the one-layer models and ESPCN
 #: were trained on them as they are.
@@ -83,7 +85,7 @@ def measure(model_id: str, weights: Path, record: dict, sets: list[str], referen
     entry = {
         "file": f"{model_id}.safetensors",
         "recipe": record["config"],
-        "data": Path(record["config"]["data"][0]).name,
+        "data": "+".join(Path(d).name for d in record["config"]["data"]),
         "train_seconds": record["train_seconds"],
         "threads": record["threads"],
         "device": record.get("device", record["config"]["device"]),  # sidecars before "device"
