@@ -57,5 +57,5 @@ def test_config_resolves_and_checks_the_start():
     assert TrainConfig.from_dict({"model_id": "ESPCN_s2_D4_S6"}).init == "paper"  # saved before init existed
     with pytest.raises(EdgesrError, match="supports eSR-CNN, ESPCN only"):
         TrainConfig("eSR-MAX_s2_K3_C2", init="bicubic")
-    with pytest.raises(EdgesrError, match="init must be auto, paper or bicubic"):
+    with pytest.raises(EdgesrError, match="init must be auto, paper, bicubic or a weight file"):
         TrainConfig("ESPCN_s2_D4_S6", init="zeros")

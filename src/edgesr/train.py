@@ -42,7 +42,7 @@ from edgesr.models import ModelSpec, create_model, family_of
 from edgesr.progress import Progress, Reporter
 from edgesr.warm_start import SUPPORTED as BICUBIC_START
 from edgesr.warm_start import bicubic_start
-from edgesr.weights import load_weights_into, read_state_dict, save_weights
+from edgesr.weights import WEIGHT_SUFFIXES, load_weights_into, read_state_dict, save_weights
 
 CHECKPOINT_VERSION = 2
 #: The starting points `TrainConfig.init` names; anything else is a weight file.
@@ -152,7 +152,10 @@ class TrainConfig:
         if self.sampling == "pixels" and not self._family_is_one_layer():
             raise EdgesrError(f"{self.model_id}: pixel sampling needs a one-layer model (eSR-MAX/TM/TR)")
         family = family_of(self.model_id)
-        self.init = str(self.init)  # a path (checked when a run starts: a resumed one no longer needs it)
+        self.init = str(self.init)  # or a path, whose file is checked when a run starts (a resume no longer needs it)
+        if self.init not in INIT_KINDS and Path(self.init).suffix not in WEIGHT_SUFFIXES:
+            raise EdgesrError(f"init must be auto, paper, bicubic or a weight file ({', '.join(WEIGHT_SUFFIXES)}),"
+                              f" got {self.init!r}")
         if self.init == "bicubic" and not family.bicubic_start:
             raise EdgesrError(f"{self.model_id}: the bicubic start supports {', '.join(BICUBIC_START)} only")
         if self.init == "auto":  # record the effective value, like batch_size
