@@ -568,9 +568,9 @@ def init_source(init: str) -> dict | None:
     None for the built-in starts."""
     if init in INIT_KINDS:
         return None
-    import hashlib
+    from edgesr.data.download import file_digest
 
     path = Path(init)
     _, metadata = read_state_dict(path)
     record = json.loads(metadata["record"]) if metadata.get("format") == "edgesr" and "record" in metadata else None
-    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "record": record}
+    return {"file": path.name, "sha256": file_digest(path), "record": record}
