@@ -22,7 +22,6 @@ difference; copy the weights into the package and record everything in manifest.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -30,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgesr.atomic import write_text_atomic
+from edgesr.data.download import file_digest
 from edgesr.evaluate import evaluate
 from edgesr.models import ModelSpec, create_model
 from edgesr.train import INIT_KINDS, TrainConfig, recipe_for, train
@@ -49,10 +49,6 @@ DATA_SETTINGS = {"eSR-CNN": {"pre_scale": 0.5}}
 #: Config fields that do not change the trained weights (where and how it ran, what it printed).
 RUN_ONLY = {"device", "threads", "val", "val_every"}
 DEFAULTS = {s: f"eSR-TM_s{s}_K7_C16" for s in (2, 3, 4)}
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def same_recipe(recorded: dict, config: TrainConfig) -> bool:
     """Whether a manifest recipe trains the same weights as ``config``: fields added to
@@ -113,7 +109,7 @@ def ship(manifest: dict, manifest_path: Path, weights: Path, entry: dict) -> Non
     target = SHIPPED_DIR / entry["file"]
     SHIPPED_DIR.mkdir(exist_ok=True)
     shutil.copyfile(weights, target)
-    entry["sha256"] = sha256(target)
+    entry["sha256"] = file_digest(target)
     manifest["models"][entry["recipe"]["model_id"]] = entry
     manifest["defaults"] = {str(s): i for s, i in DEFAULTS.items() if i in manifest["models"]}
     write_text_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")

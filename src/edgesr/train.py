@@ -341,11 +341,12 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     from edgesr.data.datasets import resolve_dataset
     for name in config.val:  # now, not at the first validation val_every steps into the run
         resolve_dataset(name)
-    start_weights = None
+    start_weights, source = None, None
     if checkpoint is None and config.init not in INIT_KINDS:  # before the data: a wrong file fails fast
         if not Path(config.init).is_file():
             raise EdgesrError(f"{config.init}: --init takes auto, paper, bicubic or an existing weight file")
         start_weights = load_weights_into(create_model(spec), config.init).state_dict()
+        source = init_source(Path(config.init))
     skipped: list[str] = []
     pairs = load_pairs(config.data, spec.scale, config.pre_scale, config.degrade, skipped)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run whose data is missing leaves no folder
@@ -385,8 +386,7 @@ def train(config: TrainConfig, out: str | os.PathLike = ".", resume: bool = Fals
     model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)  # fp16 gradients underflow unscaled
-    state = {"step": 0, "history": [], "best_psnr": -math.inf, "seconds": 0.0,
-             "init_source": init_source(config.init) if start_weights is not None else None}
+    state = {"step": 0, "history": [], "best_psnr": -math.inf, "seconds": 0.0, "init_source": source}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimiser.load_state_dict(checkpoint["optimiser"])
@@ -562,15 +562,11 @@ def _record(config: TrainConfig, state: dict, metrics: dict, pairs: list, data_s
     }
 
 
-def init_source(init: str) -> dict | None:
+def init_source(path: Path) -> dict:
     """Where a run started from a weight file: its name, sha256 and, when edgesr trained it, the
-    record it was saved with (so a chain of cycles stays traceable to a from-scratch start);
-    None for the built-in starts."""
-    if init in INIT_KINDS:
-        return None
+    record it was saved with (so a chain of cycles stays traceable to a from-scratch start)."""
     from edgesr.data.download import file_digest
 
-    path = Path(init)
     _, metadata = read_state_dict(path)
     record = json.loads(metadata["record"]) if metadata.get("format") == "edgesr" and "record" in metadata else None
     return {"file": path.name, "sha256": file_digest(path), "record": record}
